@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make run` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint types pytest bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PY) not found)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kith demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check protocol node tests bench
+	$(BIN)/ruff format --check protocol node tests bench
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -W error
+	$(BIN)/coverage combine -q 2>/dev/null || true
+	$(BIN)/coverage report --include='protocol/*' --fail-under=100
+	$(BIN)/coverage report --include='node/*'
+
+test: lint types pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/protocol_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov

@@ -1,0 +1,1 @@
+"""Kith node: everything with I/O."""

@@ -1,0 +1,1 @@
+"""Kith wire protocol: pure, sans-I/O."""
