@@ -29,7 +29,8 @@ def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        nacl.bindings.crypto_sign_verify_detached(signature, message, public_key)
+        # PyNaCl exposes no detached verify; crypto_sign_open runs the same strict check.
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
         return False
     return True
