@@ -1,27 +1,40 @@
 """Strict JSON and canonical base64url.
 
 Kith signs and hashes exact bytes, so the *reading* of those bytes must be the
-same in every implementation. ``strict_loads`` is the reference reader: it
-refuses duplicate object keys, integers outside ±2^53, ``NaN``/``Infinity``,
-lone surrogates, a byte-order mark and trailing data — all things on which
-JSON parsers disagree.
+same in every implementation. ``strict_loads`` is the one reader: it refuses
+duplicate object keys, integers outside ±2^53, ``NaN``/``Infinity`` (and numbers
+too large to be finite), lone surrogates, a byte-order mark and trailing data —
+all things on which JSON parsers disagree.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
 from typing import Any
 
+import msgspec
+
 from protocol.reasons import InvalidJSON, invalid
 
 MAX_SAFE_INT = 2**53
 
-_B64_RE = re.compile(r"^[A-Za-z0-9_-]*$")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]|\\u[dD][c-fC-F]")
-_LONG_DIGITS = re.compile(r"\d{16}")
+_B64_RE = re.compile(r"[A-Za-z0-9_-]*")
+#: The last character of canonical base64url whose unused low bits are zero, by ``len % 4``.
+_SPARE_BITS_ZERO = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_FROM_URL = bytes.maketrans(b"-_", b"+/")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+
+#: A lone surrogate can come from an escape (``\\ud800``) or, in ``str`` input, be a code point.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+#: Only a number with 16+ digits can be an integer beyond ±2^53 or overflow a float
+#: (``1`` followed by 309 zeros); only an exponent of 3+ digits can otherwise overflow.
+_BIG_NUMBER = re.compile(r"\d{16}|[eE][+-]?\d{3}")
+_LONG_DIGITS = re.compile(rb"\d{16}")
+
+_any_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
 
 
 def b64e(data: bytes) -> str:
@@ -30,7 +43,7 @@ def b64e(data: bytes) -> str:
     >>> b64e(b"kith")
     'a2l0aA'
     """
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
 
 
 def b64d(text: str, length: int | None = None) -> bytes:
@@ -42,14 +55,13 @@ def b64d(text: str, length: int | None = None) -> bytes:
     >>> b64d("a2l0aA")
     b'kith'
     """
-    if not _B64_RE.match(text) or len(text) % 4 == 1:
+    spare = len(text) % 4
+    if spare == 1 or not _B64_RE.fullmatch(text):
         raise ValueError("not canonical unpadded base64url")
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error as exc:  # pragma: no cover - excluded by the regex and length check
-        raise ValueError("not base64url") from exc
-    if b64e(data) != text:
+    if spare and text[-1] not in _SPARE_BITS_ZERO[spare]:
         raise ValueError("non-canonical base64url (spare bits set)")
+    # The alphabet and length checks leave nothing a2b_base64 could refuse.
+    data = binascii.a2b_base64(text.encode("ascii").translate(_FROM_URL) + b"==")
     if length is not None and len(data) != length:
         raise ValueError(f"expected {length} bytes, got {len(data)}")
     return data
@@ -66,18 +78,21 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _check_ints(value: Any) -> None:
+def _check_numbers(value: Any) -> None:
     if isinstance(value, bool):
         return
     if isinstance(value, int):
         if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             raise InvalidJSON(invalid("json:int-range"), "an integer is outside ±2^53")
+    elif isinstance(value, float):
+        if value in (float("inf"), float("-inf")):
+            raise InvalidJSON(invalid("json:number"), "a number is too large to be finite")
     elif isinstance(value, dict):
         for item in value.values():
-            _check_ints(item)
+            _check_numbers(item)
     elif isinstance(value, list):
         for item in value:
-            _check_ints(item)
+            _check_numbers(item)
 
 
 def _check_surrogates(value: Any) -> None:
@@ -95,16 +110,8 @@ def _check_surrogates(value: Any) -> None:
             _check_surrogates(item)
 
 
-def strict_loads(text: str | bytes) -> Any:
-    """Parse strict JSON; raise ``InvalidJSON`` (reason ``invalid:json:<detail>``) otherwise.
-
-    >>> strict_loads('{"a": 1}')
-    {'a': 1}
-    >>> strict_loads('{"a": 1, "a": 2}')
-    Traceback (most recent call last):
-    ...
-    protocol.reasons.InvalidJSON: invalid:json:duplicate-key: an object repeats a key
-    """
+def _reference_loads(text: str | bytes) -> Any:
+    """The reference reader: Python's ``json`` plus the strict rules; slow but plain."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -119,8 +126,48 @@ def strict_loads(text: str | bytes) -> Any:
     except (ValueError, RecursionError):
         raise InvalidJSON(invalid("json:malformed"), "text is not JSON") from None
     # Cheap textual pre-filters: only walk the value when the text could hide a problem.
-    if _LONG_DIGITS.search(text):
-        _check_ints(value)
-    if _SURROGATE_ESCAPE.search(text):
+    if _BIG_NUMBER.search(text):
+        _check_numbers(value)
+    if _SURROGATE.search(text):
         _check_surrogates(value)
     return value
+
+
+def _fast_loads(data: bytes) -> tuple[bool, Any]:
+    """msgspec's reader, when it can prove the text strict; ``(False, None)`` when unsure.
+
+    msgspec already refuses lone surrogates, a BOM, trailing data, ``NaN`` and numbers out
+    of float range, but keeps the last of repeated keys. Repeats are found by counting
+    quotes: each string of the text (key or value) has two, plus one per ``\\"`` escape,
+    and re-encoding the decoded value writes ``\\"`` for every quote character. Without an
+    escaped backslash in the text, every ``\\"`` and ``\\u0022`` there is an escape, so the
+    counts agree exactly when no string (a repeated key and its value) was dropped.
+    """
+    if b"\\\\" in data or _LONG_DIGITS.search(data):
+        return False, None
+    try:
+        value = _any_decoder.decode(data)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return False, None
+    if data.count(b'"') + data.count(b"\\u0022") != _encoder.encode(value).count(b'"'):
+        return False, None
+    return True, value
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """Parse strict JSON; raise ``InvalidJSON`` (reason ``invalid:json:<detail>``) otherwise.
+
+    >>> strict_loads('{"a": 1}')
+    {'a': 1}
+    >>> strict_loads('{"a": 1, "a": 2}')
+    Traceback (most recent call last):
+    ...
+    protocol.reasons.InvalidJSON: invalid:json:duplicate-key: an object repeats a key
+    """
+    try:
+        data = text.encode("utf-8") if isinstance(text, str) else text
+    except UnicodeEncodeError:  # a lone surrogate code point: the reference names it
+        return _reference_loads(text)
+    proved, value = _fast_loads(data)
+    # Whatever the fast reader cannot prove strict, the reference decides (and explains).
+    return value if proved else _reference_loads(text)

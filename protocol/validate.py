@@ -36,7 +36,7 @@ CLIENT_CLOCK_SKEW_MS = 10 * 60 * 1000
 class Source(msgspec.Struct, frozen=True):
     """Where an event came from: the node's own clients, or a direct peer serving ``peer_pod``."""
 
-    origin: Literal["client", "peer"]
+    origin: Literal["client", "peer", "import"]
     peer_pod: str | None = None
 
     @property
@@ -46,6 +46,9 @@ class Source(msgspec.Struct, frozen=True):
 
 
 CLIENT = Source("client")
+#: Events restored by the node's operator from an export (``kith import``): any age, kept
+#: like relayed events (forks as proof, schema failures unprojected).
+IMPORT = Source("import")
 
 
 def from_peer(pod: str) -> Source:
@@ -111,6 +114,9 @@ def check_source(event: Event, source: Source, *, now_ms: int, home_pod: str) ->
             raise RejectedEvent(reasons.OUT_OF_SCOPE, "this node holds pod/peers events of its own pod only")
         if abs(head.ts - now_ms) > CLIENT_CLOCK_SKEW_MS:
             raise RejectedEvent(invalid("ts:skew"), "ts must be within 10 minutes of the node's clock")
+    elif source.origin == "import":
+        if head.scope == "pod" and head.pod != home_pod:
+            raise RejectedEvent(reasons.OUT_OF_SCOPE, "this node holds pod events of its own pod only")
     elif head.scope == "pod":
         raise RejectedEvent(reasons.OUT_OF_SCOPE, "pod-scope events never leave their node")
     elif head.scope == "peers" and head.pod != source.peer_pod:

@@ -1,0 +1,339 @@
+"""HTTP API (DESIGN §6, settled routes). Thin handlers over the ``Node``.
+
+Event pages are assembled from stored envelope bytes (no re-encoding per event); every
+returned event passes ``may_read``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+
+from node import projections
+from node.access import EventFacts, Reader, may_read, readable_scopes
+from node.app import VERSION, Node
+from node.ingest import Result
+from node.store.base import EventQuery, StoredEvent
+from protocol.envelope import Envelope
+from protocol.logs import LogKey
+from protocol.reasons import InvalidToken
+from protocol.validate import CLIENT
+
+MAX_PAGE = 10_000
+_json = msgspec.json.Encoder()
+
+
+class EventOut(msgspec.Struct, frozen=True):
+    """One stored event: id, local commit cursor, and the envelope exactly as signed."""
+
+    id: str
+    cursor: int
+    envelope: Envelope
+
+
+class EventsPage(msgspec.Struct, frozen=True):
+    """A page of events; pass ``next`` as ``after`` to get the following page."""
+
+    events: list[EventOut]
+    next: int | None
+
+
+class PostResults(msgspec.Struct, frozen=True):
+    """One result per posted event, in order."""
+
+    results: list[Result]
+
+
+class LogHead(msgspec.Struct, frozen=True):
+    """The head of one log: what a client needs to sign its next event."""
+
+    pod: str
+    author: str
+    scope: str
+    seq: int
+    id: str | None
+    ts: int | None
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """An error: stable machine ``reason`` and a human ``message``."""
+
+    reason: str
+    message: str
+
+
+class Health(msgspec.Struct, frozen=True):
+    """Liveness."""
+
+    ok: bool
+    version: str
+
+
+def _problem(status: int, reason: str, message: str) -> Response[Problem]:
+    return Response(Problem(reason, message), status_code=status)
+
+
+def _node(request: Request[Any, Any, Any]) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+async def _reader(request: Request[Any, Any, Any]) -> Reader:
+    header = request.headers.get("authorization")
+    node = _node(request)
+    if not header:
+        return node.anonymous()
+    scheme, _, token = header.partition(" ")
+    if scheme != "Kith" or not token:
+        raise HTTPException(status_code=401, detail="invalid:token:format: use 'Authorization: Kith <token>'")
+    try:
+        return node.reader_for_token(token.strip())
+    except InvalidToken as exc:
+        raise HTTPException(status_code=401, detail=f"{exc.reason}: {exc.message}") from None
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    if not values:
+        return ()
+    return tuple(part for value in values for part in value.split(",") if part)
+
+
+def _page(events: list[StoredEvent], next_cursor: int | None) -> Response[EventsPage]:
+    # Assemble the JSON from stored envelope bytes: no per-event decode or encode.
+    parts = [
+        b'{"id":"' + e.id.encode() + b'","cursor":' + str(e.cursor).encode() + b',"envelope":'
+        + e.envelope + b"}"
+        for e in events
+    ]
+    body = (
+        b'{"events":[' + b",".join(parts) + b'],"next":'
+        + (str(next_cursor).encode() if next_cursor is not None else b"null") + b"}"
+    )
+    return Response(content=body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+def _facts(e: StoredEvent) -> EventFacts:
+    return EventFacts(e.pod, e.author, e.scope, e.kind)
+
+
+@post("/v1/events", status_code=200, summary="Post one envelope or {\"events\": [...]}")
+async def post_events(request: Request[Any, Any, Any]) -> Response[PostResults] | Response[Problem]:
+    """Validate and store events. Every event gets ``{"id", "ok", "reason"}`` in order."""
+    node = _node(request)
+    data = await request.body()
+    try:
+        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+    except msgspec.DecodeError:
+        return _problem(400, "invalid:request", "the request body is not a JSON object")
+    if "events" in top:
+        try:
+            raws = msgspec.json.decode(top["events"], type=list[msgspec.Raw])
+        except msgspec.DecodeError:
+            return _problem(400, "invalid:request", "events must be a list of envelopes")
+        if len(raws) > node.config.max_batch:
+            return _problem(413, "too-large", f"at most {node.config.max_batch} events per request")
+        items: list[bytes] = [bytes(raw) for raw in raws]
+    else:
+        items = [data]
+    results = await node.ingest.submit(items, CLIENT)
+    return Response(PostResults(results))
+
+
+@get("/v1/events", summary="Query events")
+async def get_events(
+    request: Request[Any, Any, Any],
+    reader: Reader,
+    ids: list[str] | None = None,
+    authors: list[str] | None = None,
+    kinds: list[str] | None = None,
+    scopes: list[str] | None = None,
+    pods: list[str] | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    after: Annotated[int | None, Parameter(description="cursor: events committed after it")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 500,
+) -> Response[EventsPage]:
+    """Events matching the filters (fields AND, comma-separated values OR), in commit order."""
+    node = _node(request)
+    allowed = readable_scopes(reader)
+    wanted = _split(scopes)
+    scope_filter = tuple(s for s in wanted if s in allowed) if wanted else allowed
+    if not scope_filter:
+        return _page([], None)
+    query = EventQuery(
+        ids=_split(ids),
+        authors=_split(authors),
+        kinds=_split(kinds),
+        scopes=scope_filter,
+        pods=_split(pods),
+        since=since,
+        until=until,
+        after=after,
+        limit=limit,
+    )
+    rows = await node.store.query(query)
+    visible = [e for e in rows if may_read(reader, _facts(e))]
+    next_cursor = rows[-1].cursor if len(rows) == limit else None
+    return _page(visible, next_cursor)
+
+
+@get("/v1/events/{event_id:str}", summary="One event by id")
+async def get_event(request: Request[Any, Any, Any], reader: Reader, event_id: str) -> Response[EventOut] | Response[Problem]:
+    """One event, if it exists and the reader may see it (404 otherwise, to reveal nothing)."""
+    stored = await _node(request).store.get(event_id)
+    if stored is None or not may_read(reader, _facts(stored)):
+        return _problem(404, "not-found", "no such event")
+    body = b'{"id":"' + stored.id.encode() + b'","cursor":' + str(stored.cursor).encode()
+    body += b',"envelope":' + stored.envelope + b"}"
+    return Response(content=body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+@get("/v1/logs/{pod:str}/{author:str}/{scope:str}", summary="The head of one log")
+async def get_log(
+    request: Request[Any, Any, Any], reader: Reader, pod: str, author: str, scope: str
+) -> LogHead | Response[Problem]:
+    """The log's last seq and id (seq 0 and id null when empty): sign the next at seq+1."""
+    if scope not in ("pod", "peers", "public"):
+        return _problem(400, "invalid:scope", "scope is pod, peers or public")
+    if not may_read(reader, EventFacts(pod, author, scope, "log.head")):
+        return _problem(401, "unauthorized", "this log is readable by pod members only (send a token)")
+    node = _node(request)
+    state = node.ingest.heads.get(LogKey(pod, author, scope))
+    if state is None:
+        return LogHead(pod, author, scope, 0, None, None)
+    return LogHead(pod, author, scope, state.seq, state.id, state.ts)
+
+
+def _visible_scopes(reader: Reader) -> tuple[str, ...]:
+    return readable_scopes(reader)
+
+
+@get("/v1/needs", summary="Needs (read model)")
+async def get_needs(
+    request: Request[Any, Any, Any],
+    reader: Reader,
+    status: Literal["open", "claimed", "fulfilled", "withdrawn", "expired"] | None = None,
+    category: str | None = None,
+    urgency: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> list[projections.NeedView]:
+    """Needs with their claims and status; ``expired`` is computed now."""
+    node = _node(request)
+    now = node.ingest.now_ms()
+    scopes = _visible_scopes(reader)
+
+    def read(conn: Any) -> list[projections.NeedView]:
+        return projections.list_needs(
+            conn, now_ms=now, status=status, category=category, urgency=urgency,
+            pod=node.pod, limit=limit, after=after, scopes=scopes,
+        )
+
+    return await node.store.read(read)
+
+
+@get("/v1/needs/{need_id:str}", summary="One need")
+async def get_need(request: Request[Any, Any, Any], reader: Reader, need_id: str) -> projections.NeedView | Response[Problem]:
+    """One need with its claims and fulfilment."""
+    node = _node(request)
+    now = node.ingest.now_ms()
+    view = await node.store.read(lambda conn: projections.get_need(conn, need_id, now_ms=now))
+    if view is None or view.scope not in _visible_scopes(reader):
+        return _problem(404, "not-found", "no such need")
+    return view
+
+
+@get("/v1/offers", summary="Offers (read model)")
+async def get_offers(
+    request: Request[Any, Any, Any],
+    reader: Reader,
+    category: str | None = None,
+    include_withdrawn: bool = False,
+    after: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> list[projections.OfferView]:
+    """Offers of help; withdrawn ones only on request."""
+    node = _node(request)
+    now = node.ingest.now_ms()
+    scopes = _visible_scopes(reader)
+    return await node.store.read(
+        lambda conn: projections.list_offers(
+            conn, now_ms=now, category=category, pod=node.pod, include_withdrawn=include_withdrawn,
+            limit=limit, after=after, scopes=scopes,
+        )
+    )
+
+
+@get("/v1/timebank", summary="Time bank balances (members only)")
+async def get_timebank(request: Request[Any, Any, Any], reader: Reader) -> projections.TimebankView | Response[Problem]:
+    """Balances per person (zero-sum) and pending entries. Needs a member's token."""
+    if not reader.is_member:
+        return _problem(401, "unauthorized", "the time bank is readable by pod members only (send a token)")
+    node = _node(request)
+    return await node.store.read(
+        lambda conn: projections.timebank(conn, pod=node.pod, limit_minutes=node.config.timebank_limit_minutes)
+    )
+
+
+@get("/.well-known/kith", summary="Node information")
+async def well_known(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Pod id, node key, version, limits, kinds and the projection hash."""
+    return await _node(request).info()
+
+
+@get("/healthz", summary="Liveness")
+async def healthz() -> Health:
+    """200 while the node runs."""
+    return Health(ok=True, version=VERSION)
+
+
+@get("/metrics", media_type=MediaType.TEXT, summary="Prometheus metrics")
+async def metrics(request: Request[Any, Any, Any]) -> str:
+    """Counters in Prometheus text format."""
+    node = _node(request)
+    lines = [
+        "# HELP kith_events_total Events handled, by outcome.",
+        "# TYPE kith_events_total counter",
+    ]
+    for outcome, count in sorted(node.ingest.counters.items()):
+        lines.append(f'kith_events_total{{outcome="{outcome}"}} {count}')
+    lines += [
+        "# HELP kith_cursor Last committed cursor.",
+        "# TYPE kith_cursor gauge",
+        f"kith_cursor {await node.store.last_cursor()}",
+        "# HELP kith_held_events Events waiting for a missing prev or roster event.",
+        "# TYPE kith_held_events gauge",
+        f"kith_held_events {node.ingest.held_count()}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litestar:
+    """The Litestar application for ``node``."""
+
+    async def startup() -> None:
+        await node.start()
+
+    async def shutdown() -> None:
+        await node.stop()
+
+    app = Litestar(
+        route_handlers=[
+            post_events, get_events, get_event, get_log, get_needs, get_need, get_offers,
+            get_timebank, well_known, healthz, metrics, *(extra_handlers or []),
+        ],
+        dependencies={"reader": Provide(_reader)},
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        openapi_config=OpenAPIConfig(title="Kith node", version=VERSION, path="/schema"),
+        request_max_body_size=node.config.max_request_bytes,
+        debug=False,
+    )
+    app.state.node = node
+    return app

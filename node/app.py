@@ -1,0 +1,109 @@
+"""The node: composition root wiring store, ingest, roster and read models together."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from node import projections
+from node.access import ANONYMOUS, Reader
+from node.datadir import Config, DataDir, KeyFile
+from node.ingest import Ingestor
+from node.store.sqlite import SQLiteStore
+from protocol.crypto import SigningKey
+from protocol.reasons import InvalidToken
+from protocol.tokens import check_token
+
+VERSION = "0.1.0"
+
+
+class Node:
+    """One running pod node. ``await node.start()``, serve, ``await node.stop()``."""
+
+    def __init__(self, datadir: DataDir, *, config: Config | None = None) -> None:
+        self.datadir = datadir
+        self.config = config or datadir.config()
+        self.key_file: KeyFile = datadir.node_key()
+        self.key: SigningKey = self.key_file.signing_key()
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kith-verify")
+        self.store = SQLiteStore(datadir.db_path, extra_schema=projections.SCHEMA)
+        self.ingest = Ingestor(self.store, home_pod=self.config.pod, executor=self.executor)
+        self.started_ms = int(time.time() * 1000)
+        self._hash_cache: tuple[int, str] | None = None
+        self._hash_lock = asyncio.Lock()
+
+    @property
+    def pod(self) -> str:
+        """This node's pod id."""
+        return self.config.pod
+
+    async def start(self) -> None:
+        """Open the store and start the writer."""
+        await self.store.open()
+        await self.ingest.start()
+
+    async def stop(self) -> None:
+        """Finish queued writes and close."""
+        await self.ingest.stop()
+        await self.store.close()
+        self.executor.shutdown(wait=False)
+
+    def reader_for_token(self, token: str, *, purpose: str = "http", nonce: str | None = None) -> Reader:
+        """Check a member's token; raise ``InvalidToken`` (reason) when it does not hold."""
+        claims = check_token(
+            token,
+            purpose=purpose,
+            node_key=self.key.public_b64,
+            now_ms=self.ingest.now_ms(),
+            expected_nonce=nonce,
+        )
+        roster = self.ingest.roster.pods.get(self.pod)
+        role = roster.role_of(claims.author) if roster is not None else None
+        person = roster.person_of(claims.author) if roster is not None else None
+        if role is None or person is None:
+            raise InvalidToken("unauthorized", "the token's key is not a member of this pod")
+        return Reader(person=person, role=role, pod=self.pod)
+
+    def anonymous(self) -> Reader:
+        """The reader with no token."""
+        return ANONYMOUS
+
+    async def projection_hash(self) -> str:
+        """The projection hash, recomputed only after new commits."""
+        async with self._hash_lock:
+            cursor = await self.store.last_cursor()
+            if self._hash_cache is None or self._hash_cache[0] != cursor:
+                value = await self.store.read(projections.projection_hash)
+                self._hash_cache = (cursor, value)
+            return self._hash_cache[1]
+
+    async def info(self) -> dict[str, Any]:
+        """The ``/.well-known/kith`` document."""
+        from protocol.envelope import MAX_BODY_BYTES, MAX_HEAD_BYTES
+        from protocol.kinds import KNOWN_KINDS
+        from protocol.validate import CLIENT_CLOCK_SKEW_MS
+
+        roster = self.ingest.roster.pods.get(self.pod)
+        return {
+            "pod": self.pod,
+            "name": roster.name if roster is not None and roster.name else self.config.name,
+            "node_key": self.key.public_b64,
+            "version": VERSION,
+            "protocol": 1,
+            "limits": {
+                "head_bytes": MAX_HEAD_BYTES,
+                "body_bytes": MAX_BODY_BYTES,
+                "request_bytes": self.config.max_request_bytes,
+                "batch_events": self.config.max_batch,
+                "client_clock_skew_ms": CLIENT_CLOCK_SKEW_MS,
+                "page_events": 10_000,
+            },
+            "kinds": sorted(KNOWN_KINDS),
+            "cursor": await self.store.last_cursor(),
+            "projection_hash": await self.projection_hash(),
+            "timebank_limit_minutes": self.config.timebank_limit_minutes,
+            "held_events": self.ingest.held_count(),
+            "forked_logs": len(self.ingest.forked_logs),
+        }

@@ -1,0 +1,105 @@
+"""Realistic demo data for ``kith demo``: members, needs, offers, claims, fulfilments, hours."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from node.app import Node
+from node.datadir import KeyFile, new_key_file
+from protocol.crypto import SigningKey
+from protocol.envelope import Envelope, Scope, sign_event
+from protocol.logs import LogKey
+from protocol.validate import CLIENT
+
+DEMO_PEOPLE = ["Amara", "Bao", "Camila", "Deshawn", "Esi", "Farid", "Grace", "Hiroshi"]
+
+NEEDS = [
+    ("Ride to the clinic on Thursday", "ride", "high", 90),
+    ("Groceries for a family of four", "groceries", "urgent", 60),
+    ("Fix a leaking kitchen tap", "repair", "normal", 45),
+    ("Someone to talk to this evening", "emotional_support", "high", 60),
+    ("Help filling in a housing form", "translation", "normal", 30),
+    ("Walk my dog while I recover", "pets", "low", 30),
+    ("Childcare for two hours on Saturday", "childcare", "normal", 120),
+    ("Hot meals for a neighbour after surgery", "food", "high", 90),
+]
+OFFERS = [
+    ("I can drive weekday mornings", "ride", 2),
+    ("Spanish/English translation", "translation", 3),
+    ("Basic plumbing and repairs", "repair", 1),
+    ("Cooking big batches on Sundays", "food", 4),
+]
+
+
+class _Signer:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def sign(self, key: SigningKey, kind: str, body: Any, *, scope: Scope = "pod") -> Envelope:
+        log = LogKey(self.node.pod, key.public_b64, scope)
+        state = self.node.ingest.heads.get(log)
+        seq = state.seq + 1 if state else 1
+        ts = max(self.node.ingest.now_ms(), state.ts if state else 0)
+        return sign_event(
+            key, pod=self.node.pod, scope=scope, seq=seq, prev=state.id if state else None,
+            ts=ts, kind=kind, body=body,
+        )
+
+    async def post(self, key: SigningKey, kind: str, body: Any, *, scope: Scope = "pod") -> str:
+        env = self.sign(key, kind, body, scope=scope)
+        result = (await self.node.ingest.submit([env], CLIENT))[0]
+        if not result.ok:
+            raise RuntimeError(f"demo event {kind} refused: {result.reason} {result.message}")
+        assert result.id is not None
+        return result.id
+
+
+async def add_member(node: Node, key: KeyFile, role: str = "member") -> str:
+    """Sign ``member.added`` with the node key and ingest it."""
+    signer = _Signer(node)
+    return await signer.post(
+        node.key,
+        "member.added",
+        {"key": key.public, "role": role, "box_key": key.box_public},
+        scope="public",
+    )
+
+
+async def populate(node: Node, seed: int = 7) -> dict[str, KeyFile]:
+    """Fill a fresh pod with a believable week of mutual aid; returns the members' keys."""
+    rng = random.Random(seed)
+    signer = _Signer(node)
+    people = {name: new_key_file() for name in DEMO_PEOPLE}
+    for i, (name, key) in enumerate(people.items()):
+        await add_member(node, key, "coordinator" if i == 0 else "member")
+        await signer.post(key.signing_key(), "profile.set", {"name": name})
+    names = list(people)
+    need_ids: list[tuple[str, str]] = []
+    for title, category, urgency, minutes in NEEDS:
+        who = rng.choice(names[1:])
+        body = {"title": title, "category": category, "urgency": urgency,
+                "area": "Elm & 5th", "minutes_estimate": minutes}
+        need_ids.append((await signer.post(people[who].signing_key(), "need.posted", body), who))
+    for title, category, capacity in OFFERS:
+        who = rng.choice(names)
+        await signer.post(people[who].signing_key(), "offer.posted",
+                          {"title": title, "category": category, "capacity": capacity})
+    # Half the needs get a helper; some of those are done and their hours logged.
+    for index, (need, asker) in enumerate(need_ids[:5]):
+        helper = rng.choice([n for n in names if n != asker])
+        claim = await signer.post(people[helper].signing_key(), "claim.made",
+                                  {"need": need, "note": "I can do this"})
+        await signer.post(people[asker].signing_key(), "claim.accepted", {"claim": claim, "need": need})
+        if index < 3:
+            minutes = rng.choice([30, 45, 60, 90])
+            await signer.post(people[helper].signing_key(), "fulfilment.recorded",
+                              {"need": need, "claim": claim, "minutes": minutes})
+            entry = await signer.post(
+                people[helper].signing_key(), "hours.logged",
+                {"giver": people[helper].public, "receiver": people[asker].public,
+                 "minutes": minutes, "need": need},
+            )
+            if index < 2:
+                await signer.post(people[asker].signing_key(), "hours.confirmed", {"entry": entry})
+    return people

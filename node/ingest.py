@@ -1,0 +1,498 @@
+"""Ingestion: DESIGN §2's check order, the roster rules of §3, and the one write path.
+
+    decode → shape → source → duplicate id → signature (worker threads) → body hash
+    → [writer, one transaction per group of submissions]
+      chain → authorization → body schema → store + redaction + projections + roster
+
+Cheap, stateless checks run on the event loop; signatures of a batch are verified on a
+thread pool (libsodium releases the GIL, so both cores work); everything that depends on
+what is stored runs on the single writer, which batches concurrent submissions into one
+transaction (group commit) and answers each submitter only after that commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import msgspec
+
+from node import projections
+from node.roster import Roster
+from node.store.base import NewEvent, Placement, Store, WriteTxn
+from protocol import reasons
+from protocol.envelope import Envelope, Event, Head, check_body, decode_envelope, parse_event
+from protocol.kinds import REDACTABLE_KINDS, ROSTER_KINDS, EventRedacted, validate_body
+from protocol.logs import Chain, LogKey, LogState
+from protocol.reasons import RejectedEvent
+from protocol.validate import Authorization, Source, check_chain, check_signature, check_source
+
+log = logging.getLogger("kith.ingest")
+
+#: Batches at least this large are verified on the thread pool; smaller ones inline.
+PARALLEL_VERIFY_MIN = 32
+HOLD_LIMIT = 10_000
+HOLD_TTL_MS = 60 * 60 * 1000
+MAX_GROUP = 4096
+
+
+class Result(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The answer for one event: ``{"id", "ok", "reason"}`` (+ a human message, fork head)."""
+
+    id: str | None
+    ok: bool
+    reason: str | None = None
+    message: str | None = None
+    head: dict[str, Any] | None = None
+
+
+class Committed(msgspec.Struct, frozen=True):
+    """An event as committed, handed to listeners (streams, federation) after the commit."""
+
+    cursor: int
+    event: NewEvent
+    placement: Placement
+
+
+@dataclass
+class _Item:
+    event: Event
+    body: Any
+    source: Source
+    future: asyncio.Future[Result] | None
+    expires_ms: int = 0
+
+
+def _accepted(event_id: str, reason: str | None = None, message: str | None = None) -> Result:
+    return Result(id=event_id, ok=True, reason=reason, message=message)
+
+
+def _rejected(event_id: str | None, exc: RejectedEvent) -> Result:
+    return Result(id=event_id, ok=False, reason=exc.reason, message=exc.message)
+
+
+class Ingestor:
+    """The node's one way in for events."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        home_pod: str,
+        executor: Executor | None = None,
+        clock: Callable[[], float] = time.time,
+        hold_limit: int = HOLD_LIMIT,
+        hold_ttl_ms: int = HOLD_TTL_MS,
+    ) -> None:
+        self.store = store
+        self.home_pod = home_pod
+        self.roster = Roster()
+        self.heads: dict[LogKey, LogState] = {}
+        self.forked_logs: set[LogKey] = set()
+        self._executor = executor
+        self._clock = clock
+        self._hold_limit = hold_limit
+        self._hold_ttl_ms = hold_ttl_ms
+        # Held events: by log (waiting for a prev) and by pod (waiting for the roster).
+        self._held_gap: dict[LogKey, dict[int, _Item]] = {}
+        self._held_auth: dict[str, list[_Item]] = {}
+        self._held_count = 0
+        # Redactions whose target has not arrived yet: target -> (redaction id, head).
+        self._pending_redactions: dict[str, tuple[str, Head]] = {}
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[list[Committed]], Awaitable[None] | None]] = []
+        self.counters: dict[str, int] = {}
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load log heads and the roster, then start the writer task."""
+        self.heads = await self.store.log_heads()
+        await self._load_roster()
+        self._writer = asyncio.create_task(self._write_loop(), name="kith-writer")
+
+    async def stop(self) -> None:
+        """Stop the writer after the submissions already queued are written."""
+        if self._writer is not None:
+            await self._queue.join()
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+
+    async def _load_roster(self) -> None:
+        from node.store.base import EventQuery
+
+        after = 0
+        kinds = (*sorted(ROSTER_KINDS), "event.redacted")
+        while True:
+            batch = await self.store.query(EventQuery(kinds=kinds, after=after, limit=2000))
+            if not batch:
+                break
+            for stored in batch:
+                after = stored.cursor
+                env = decode_envelope(stored.envelope)
+                event = parse_event(env)
+                body = check_body(event)
+                struct = validate_body(event.head.kind, body) if body is not None else None
+                if event.head.kind == "event.redacted":
+                    if isinstance(struct, EventRedacted):
+                        self._pending_redactions[struct.target] = (event.id, event.head)
+                elif stored.placement == Placement.LOG:
+                    self.roster.apply(event.head, struct)
+
+    # -- submission -----------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        """The node's clock in ms."""
+        return int(self._clock() * 1000)
+
+    async def submit(
+        self, items: Sequence[bytes | str | Envelope], source: Source
+    ) -> list[Result]:
+        """Validate and store events; one ``Result`` per item, in order. Never raises for input."""
+        now = self.now_ms()
+        results: list[Result | None] = [None] * len(items)
+        parsed: list[tuple[int, Event]] = []
+        for i, item in enumerate(items):
+            event: Event | None = None
+            try:
+                env = item if isinstance(item, Envelope) else decode_envelope(item)
+                event = parse_event(env)
+                check_source(event, source, now_ms=now, home_pod=self.home_pod)
+            except RejectedEvent as exc:
+                results[i] = _rejected(event.id if event is not None else None, exc)
+                self._count(exc.reason)
+                continue
+            parsed.append((i, event))
+        if not parsed:
+            return [r for r in results if r is not None]
+        known = await self.store.known_ids(ev.id for _, ev in parsed)
+        fresh: list[tuple[int, Event]] = []
+        for i, event in parsed:
+            if event.id in known:
+                results[i] = _accepted(event.id, reasons.DUPLICATE)
+            else:
+                fresh.append((i, event))
+        checked = await self._verify_all([ev for _, ev in fresh])
+        loop = asyncio.get_running_loop()
+        waits: list[tuple[int, asyncio.Future[Result]]] = []
+        for (i, event), outcome in zip(fresh, checked, strict=True):
+            if isinstance(outcome, RejectedEvent):
+                results[i] = _rejected(event.id, outcome)
+                self._count(outcome.reason)
+                continue
+            future: asyncio.Future[Result] = loop.create_future()
+            self._queue.put_nowait(_Item(event, outcome, source, future))
+            waits.append((i, future))
+        for i, future in waits:
+            results[i] = await future
+        return [r for r in results if r is not None]
+
+    async def _verify_all(self, events: list[Event]) -> list[Any]:
+        if len(events) < PARALLEL_VERIFY_MIN or self._executor is None:
+            return _verify_chunk(events)
+        loop = asyncio.get_running_loop()
+        chunks = 4
+        size = -(-len(events) // chunks)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._executor, _verify_chunk, events[k : k + size])
+                for k in range(0, len(events), size)
+            )
+        )
+        return [outcome for part in parts for outcome in part]
+
+    def _count(self, reason: str | None) -> None:
+        key = reasons.base_reason(reason) if reason else "accepted"
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    # -- the writer -----------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            group = [first]
+            while len(group) < MAX_GROUP and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            try:
+                await self._write_group(group)
+            except Exception:  # pragma: no cover - a disk error: answer, never hang
+                log.exception("write transaction failed")
+                for item in group:
+                    if item.future is not None and not item.future.done():
+                        item.future.set_result(
+                            Result(id=item.event.id, ok=False, reason="unavailable",
+                                   message="the node could not write; try again")
+                        )
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _write_group(self, group: list[_Item]) -> None:
+        roster_before = self.roster.snapshot() if any(
+            it.event.head.kind in ROSTER_KINDS for it in group
+        ) else None
+        batch = _Batch(self)
+        try:
+            answers, committed = await self.store.transact(lambda txn: batch.run(txn, group))
+        except BaseException:
+            if roster_before is not None:
+                self.roster = roster_before
+            raise
+        batch.merge()
+        for item, answer in zip(group, answers, strict=True):
+            self._count(answer.reason if not answer.ok or answer.reason else None)
+            if item.future is not None and not item.future.done():
+                item.future.set_result(answer)
+        if committed:
+            for listener in self.listeners:
+                maybe = listener(committed)
+                if maybe is not None:
+                    await maybe
+
+    # -- held events ------------------------------------------------------------------
+
+    def held_count(self) -> int:
+        """How many events wait for a missing prev or roster event."""
+        return self._held_count
+
+    def _hold(self, item: _Item, *, gap: bool) -> bool:
+        now = self.now_ms()
+        if self._held_count >= self._hold_limit:
+            self._expire(now)
+            if self._held_count >= self._hold_limit:
+                return False
+        held = _Item(item.event, item.body, item.source, None, now + self._hold_ttl_ms)
+        if gap:
+            slot = self._held_gap.setdefault(LogKey(*item.event.log), {})
+            if item.event.head.seq in slot:
+                return True
+            slot[item.event.head.seq] = held
+        else:
+            self._held_auth.setdefault(item.event.head.pod, []).append(held)
+        self._held_count += 1
+        return True
+
+    def _expire(self, now: int) -> None:
+        for key in list(self._held_gap):
+            slot = self._held_gap[key]
+            for seq in [s for s, it in slot.items() if it.expires_ms < now]:
+                del slot[seq]
+                self._held_count -= 1
+            if not slot:
+                del self._held_gap[key]
+        for pod in list(self._held_auth):
+            kept = [it for it in self._held_auth[pod] if it.expires_ms >= now]
+            self._held_count -= len(self._held_auth[pod]) - len(kept)
+            if kept:
+                self._held_auth[pod] = kept
+            else:
+                del self._held_auth[pod]
+
+
+def _verify_chunk(events: list[Event]) -> list[Any]:
+    """Signature then body check for each event: the parsed body, or the rejection."""
+    out: list[Any] = []
+    for event in events:
+        try:
+            check_signature(event)
+            out.append(check_body(event))
+        except RejectedEvent as exc:
+            out.append(exc)
+    return out
+
+
+class _Batch:
+    """One write transaction's work; runs on the writer thread.
+
+    Log heads change in an overlay merged into the ingestor only after the commit, so a
+    failed transaction leaves the in-memory state as it was.
+    """
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ing = ingestor
+        self.heads: dict[LogKey, LogState] = {}
+        self.forks: set[LogKey] = set()
+        self.released: list[tuple[LogKey, int]] = []
+        self.pending_redactions: dict[str, tuple[str, Head]] = {}
+        self.committed: list[Committed] = []
+
+    def head(self, key: LogKey) -> LogState | None:
+        return self.heads.get(key) or self.ing.heads.get(key)
+
+    def merge(self) -> None:
+        self.ing.heads.update(self.heads)
+        self.ing.forked_logs |= self.forks
+        self.ing._pending_redactions.update(self.pending_redactions)
+
+    def run(self, txn: WriteTxn, group: list[_Item]) -> tuple[list[Result], list[Committed]]:
+        answers = [self.one(txn, item) for item in group]
+        self.release_held(txn)
+        return answers, self.committed
+
+    def release_held(self, txn: WriteTxn) -> None:
+        """Apply held events whose missing prev or roster event has now arrived."""
+        ing = self.ing
+        progress = True
+        while progress and ing._held_count:
+            progress = False
+            for key in list(ing._held_gap):
+                state = self.head(key)
+                slot = ing._held_gap.get(key, {})
+                nxt = (state.seq + 1) if state is not None else 1
+                item = slot.pop(nxt, None)
+                if item is None:
+                    continue
+                if not slot:
+                    ing._held_gap.pop(key, None)
+                ing._held_count -= 1
+                answer = self.one(txn, item)
+                progress = progress or answer.ok
+            for pod in list(ing._held_auth):
+                waiting = ing._held_auth.pop(pod)
+                ing._held_count -= len(waiting)
+                for item in waiting:
+                    answer = self.one(txn, item)
+                    progress = progress or (answer.ok and answer.reason is None)
+
+    def one(self, txn: WriteTxn, item: _Item) -> Result:
+        ing = self.ing
+        event, source = item.event, item.source
+        head = event.head
+        key = LogKey(*event.log)
+        state = self.head(key)
+        try:
+            chain = check_chain(event, state, source)
+            if chain is Chain.DUPLICATE:
+                return _accepted(event.id, reasons.DUPLICATE)
+            if chain is Chain.GAP:
+                if ing._hold(item, gap=True):
+                    nxt = state.seq + 1 if state is not None else 1
+                    return Result(id=event.id, ok=False, reason=reasons.GAP,
+                                  message=f"held until seq {nxt} of this log arrives")
+                raise RejectedEvent(reasons.RATE_LIMITED, "too many held events; send the gap first")
+            if chain is Chain.FORK:
+                # Relayed by a peer: keep as proof, flag the log, never project it.
+                cursor = txn.insert(_new(event, Placement.PROOF, event.body))
+                self.forks.add(key)
+                if cursor is not None:
+                    self.committed.append(Committed(cursor, _new(event, Placement.PROOF, event.body), Placement.PROOF))
+                return _accepted(event.id, reasons.FORK, "kept as proof of a fork; log flagged")
+            auth = ing.roster.authorize(head)
+            if auth is Authorization.UNKNOWN:
+                if source.is_client:
+                    raise RejectedEvent(reasons.UNAUTHORIZED, "the author is not a member of this pod")
+                if ing._hold(item, gap=False):
+                    return Result(id=event.id, ok=False, reason=reasons.UNAUTHORIZED,
+                                  message="author not known yet: held until the roster arrives")
+                raise RejectedEvent(reasons.RATE_LIMITED, "too many held events")
+            if auth is Authorization.NO:
+                raise RejectedEvent(reasons.UNAUTHORIZED, "the author may not write this log")
+            if auth is Authorization.BLOCKED and source.is_client:
+                raise RejectedEvent(reasons.BLOCKED, "the author is blocked in this pod")
+            struct = None
+            projectable = auth is Authorization.YES
+            if item.body is not None:
+                try:
+                    struct = validate_body(head.kind, item.body)
+                except RejectedEvent:
+                    if source.is_client:
+                        raise
+                    projectable = False
+        except RejectedEvent as exc:
+            return _rejected(event.id, exc)
+        body = event.body
+        redaction = self.pending_redactions.get(event.id) or ing._pending_redactions.get(event.id)
+        erase = (
+            body is not None
+            and head.kind in REDACTABLE_KINDS
+            and redaction is not None
+            and self.may_redact(redaction[1], head)
+        )
+        if erase:
+            assert redaction is not None
+            txn.record_redaction(event.id, redaction[0])
+            body, struct = None, None
+        placement = Placement.LOG if projectable else Placement.UNPROJECTED
+        new = _new(event, placement, body)
+        cursor = txn.insert(new)
+        if cursor is None:
+            return _accepted(event.id, reasons.DUPLICATE)
+        self.heads[key] = LogState(head.seq, event.id, head.ts)
+        roster = ing.roster.pods.get(head.pod)
+        if head.kind in ROSTER_KINDS and projectable:
+            ing.roster.apply(head, struct)
+            roster = ing.roster.pods.get(head.pod)
+        if isinstance(struct, EventRedacted) and projectable:
+            self.redact(txn, event, struct.target)
+        if projectable and roster is not None:
+            person = roster.person_of(head.author) or head.author
+            role = roster.role_of(head.author) or "member"
+            projections.apply(
+                txn.connection,
+                projections.ProjectionInput(
+                    id=event.id, pod=head.pod, author=head.author, person=person, role=role,
+                    scope=head.scope, seq=head.seq, ts=head.ts, kind=head.kind,
+                    body=struct if body is not None else None,
+                ),
+            )
+            if erase:
+                projections.redact(txn.connection, event.id)
+        self.committed.append(Committed(cursor, new, placement))
+        return _accepted(event.id)
+
+    def may_redact(self, redaction_head: Head, target: Head | _Target) -> bool:
+        """A redaction counts if by the target's author (same person) or an admin, same scope."""
+        if redaction_head.pod != target.pod or redaction_head.scope != target.scope:
+            return False
+        roster = self.ing.roster.pods.get(target.pod)
+        if roster is None:
+            return redaction_head.author == target.author
+        same = roster.person_of(redaction_head.author) == roster.person_of(target.author)
+        role = roster.role_of(redaction_head.author)
+        return redaction_head.author == target.author or same or role in ("root", "node", "coordinator")
+
+    def redact(self, txn: WriteTxn, redaction: Event, target: str) -> None:
+        """Erase the target's body now if it is stored, or remember it for when it arrives."""
+        self.pending_redactions[target] = (redaction.id, redaction.head)
+        conn = txn.connection
+        row = conn.execute(
+            "SELECT pod, author, scope, kind FROM events WHERE id = ?", (target,)
+        ).fetchone()
+        if row is None:
+            return
+
+        stored = _Target(*row)
+        if stored.kind not in REDACTABLE_KINDS or not self.may_redact(redaction.head, stored):
+            return
+        txn.record_redaction(target, redaction.id)
+        txn.drop_body(target)
+        projections.redact(conn, target)
+
+
+class _Target(NamedTuple):
+    """The head facts of a stored redaction target."""
+
+    pod: str
+    author: str
+    scope: str
+    kind: str
+
+
+def _new(event: Event, placement: Placement, body: str | None) -> NewEvent:
+    head = event.head
+    return NewEvent(
+        id=event.id, pod=head.pod, author=head.author, scope=head.scope, seq=head.seq,
+        ts=head.ts, kind=head.kind, head=event.envelope.head, sig=event.envelope.sig,
+        body=body,
+        placement=placement,
+    )

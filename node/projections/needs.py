@@ -1,0 +1,154 @@
+"""A need's state, derived purely from the facts about it (no SQL, no clock).
+
+The rules (DESIGN §5), each decided from the fact set alone so that every node agrees:
+
+* ``need.posted`` opens the need. Without it there is no need (yet), whatever else is known.
+* ``need.updated`` by the need's author (the same person) or a coordinator changes content;
+  the posted body is the base and updates apply in ``(ts, id)`` order, the latest value of
+  each field winning.
+* ``claim.made`` adds a pending claim; ``claim.withdrawn`` by the claimer withdraws it.
+* ``claim.accepted`` by the need's author or a coordinator, naming a claim on this need that
+  was not withdrawn, is a *valid acceptance*; the earliest valid acceptance by ``(ts, id)``
+  assigns the need, and every other live claim is then ``declined``. If the accepted helper
+  withdraws, the next valid acceptance (if any) takes over.
+* ``fulfilment.recorded`` by the need's author, the accepted helper or a coordinator fulfils
+  it; the earliest valid one is the one shown.
+* ``need.withdrawn`` by the author or a coordinator withdraws it.
+* Status precedence: fulfilled > withdrawn > claimed > open. ``expired`` is a read-time status.
+
+Facts from another pod than the need's are ignored: they cannot be about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from node.projections.facts import COORDINATING_ROLES, Fact, order
+from node.projections.views import (
+    REMOVED,
+    ClaimStatus,
+    ClaimView,
+    FulfilmentView,
+    NeedStatus,
+    NeedView,
+    Window,
+)
+
+__all__ = ["derive_need", "need_status_at"]
+
+_CONTENT = ("title", "details", "category", "urgency", "window", "area", "minutes_estimate")
+
+
+def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
+    """The need ``need_id`` as its facts make it, or ``None`` while its ``need.posted`` is unknown.
+
+    ``facts`` may hold anything; only facts about this need count.
+    """
+    ordered = sorted(facts, key=order)
+    posted = next((f for f in ordered if f.id == need_id and f.kind == "need.posted"), None)
+    if posted is None:
+        return None
+    about = [f for f in ordered if f.pod == posted.pod and f.id != need_id]
+
+    def manages(f: Fact) -> bool:
+        return f.person == posted.person or f.role in COORDINATING_ROLES
+
+    def about_need(kind: str) -> list[Fact]:
+        return [f for f in about if f.kind == kind and f.subject == need_id]
+
+    claims = {f.id: f for f in about_need("claim.made")}
+    withdrawn = {
+        f.ref
+        for f in about
+        if f.kind == "claim.withdrawn" and f.ref in claims and f.person == claims[f.ref].person
+    }
+    acceptance = next(
+        (
+            f
+            for f in about_need("claim.accepted")
+            if f.ref in claims and f.ref not in withdrawn and manages(f)
+        ),
+        None,
+    )
+    accepted = None if acceptance is None else claims[acceptance.ref or ""]
+    helper = None if accepted is None else accepted.person
+    fulfilment = next(
+        (f for f in about_need("fulfilment.recorded") if manages(f) or f.person == helper), None
+    )
+    is_withdrawn = any(manages(f) for f in about_need("need.withdrawn"))
+
+    status: NeedStatus = "open"
+    if fulfilment is not None:
+        status = "fulfilled"
+    elif is_withdrawn:
+        status = "withdrawn"
+    elif accepted is not None:
+        status = "claimed"
+
+    def claim_status(claim_id: str) -> ClaimStatus:
+        if claim_id in withdrawn:
+            return "withdrawn"
+        if accepted is None:
+            return "pending"
+        return "accepted" if claim_id == accepted.id else "declined"
+
+    content = _content(posted, [f for f in about_need("need.updated") if manages(f)])
+    return NeedView(
+        id=need_id,
+        pod=posted.pod,
+        author=posted.person,
+        ts=posted.ts,
+        status=status,
+        claims=tuple(
+            ClaimView(id=c.id, person=c.person, ts=c.ts, status=claim_status(c.id))
+            for c in claims.values()
+        ),
+        accepted_claim=None if accepted is None else accepted.id,
+        helper=helper,
+        fulfilment=None
+        if fulfilment is None
+        else FulfilmentView(
+            id=fulfilment.id,
+            person=fulfilment.person,
+            minutes=None if fulfilment.data is None else fulfilment.data.minutes,
+            ts=fulfilment.ts,
+        ),
+        **content,
+    )
+
+
+def _content(posted: Fact, updates: list[Fact]) -> dict[str, Any]:
+    """The content fields: the posted body, then each update's non-null fields in order.
+
+    An erased need shows no content, whatever its updates say: they are about the same thing.
+    An erased update has no content (and no known need): it is never among ``updates``.
+    """
+    if posted.data is None:
+        return {
+            "title": REMOVED,
+            "details": REMOVED,
+            "category": None,
+            "urgency": None,
+            "area": None,
+            "window": None,
+            "minutes_estimate": None,
+            "redacted": True,
+        }
+    fields = {name: getattr(posted.data, name) for name in _CONTENT}
+    for update in updates:
+        for name in _CONTENT:
+            value = getattr(update.data, name)
+            if value is not None:
+                fields[name] = value
+    window = fields["window"]
+    fields["window"] = None if window is None else Window(start=window[0], end=window[1])
+    fields["redacted"] = False
+    return fields
+
+
+def need_status_at(view: NeedView, now_ms: int) -> NeedStatus:
+    """The status at ``now_ms``: an open need whose window has ended is ``expired``."""
+    if view.status == "open" and view.window is not None and view.window.end < now_ms:
+        return "expired"
+    return view.status

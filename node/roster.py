@@ -1,0 +1,155 @@
+"""The roster: who may write in a pod, decided from roster events (DESIGN §3).
+
+A pure in-memory model fed by roster events as they are committed and rebuilt from the
+store at start-up. Roster events are small and few, so the whole roster of every known pod
+fits in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from protocol import kinds
+from protocol.envelope import Head
+from protocol.validate import Authorization
+
+Role = Literal["root", "node", "coordinator", "member"]
+_ADMIN_ROLES = frozenset({"root", "node", "coordinator"})
+
+
+@dataclass
+class Member:
+    """A person in a pod: their primary key, role, X25519 box key and any stated ends."""
+
+    key: str
+    role: Literal["coordinator", "member"]
+    box_key: str
+    removed: dict[str, int] = field(default_factory=dict)  # scope -> first seq no longer valid
+    blocked: dict[str, int] = field(default_factory=dict)  # scope -> first seq blocked
+
+
+@dataclass
+class PodRoster:
+    """The roster of one pod."""
+
+    pod: str
+    created: bool = False
+    roots: dict[str, int | None] = field(default_factory=dict)  # key -> last valid seq or None
+    node_keys: set[str] = field(default_factory=set)
+    members: dict[str, Member] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)  # device key -> person key
+    revoked: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> scope -> last seq
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        # The pod id *is* its genesis root key: it is a root from the start.
+        self.roots.setdefault(self.pod, None)
+
+    def person_of(self, key: str) -> str | None:
+        """The person a key belongs to (itself for a primary key), or None if unknown."""
+        if key in self.members:
+            return key
+        if key in self.roots or key in self.node_keys:
+            return key
+        return self.devices.get(key)
+
+    def role_of(self, key: str) -> Role | None:
+        """The role a key acts with, or None for an unknown key."""
+        if key in self.roots:
+            return "root"
+        if key in self.node_keys:
+            return "node"
+        person = self.devices.get(key, key)
+        member = self.members.get(person)
+        return member.role if member is not None else None
+
+    def box_key(self, person: str) -> str | None:
+        """A member's X25519 box key (for sealing fields to them)."""
+        member = self.members.get(person)
+        return member.box_key if member is not None else None
+
+
+class Roster:
+    """Rosters of every pod this node knows."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, PodRoster] = {}
+
+    def pod(self, pod: str) -> PodRoster:
+        """The roster of ``pod`` (created empty on first use)."""
+        roster = self.pods.get(pod)
+        if roster is None:
+            roster = self.pods[pod] = PodRoster(pod)
+        return roster
+
+    def snapshot(self) -> Roster:
+        """A deep copy, to restore if a write transaction fails."""
+        return copy.deepcopy(self)
+
+    def authorize(self, head: Head) -> Authorization:
+        """May ``head.author`` write at this position of this log?"""
+        roster = self.pods.get(head.pod)
+        if head.kind == "pod.created":
+            ok = head.author == head.pod and head.scope == "public"
+            return Authorization.YES if ok else Authorization.NO
+        if roster is None:
+            return Authorization.UNKNOWN
+        role = roster.role_of(head.author)
+        if head.kind in kinds.ROSTER_KINDS:
+            if head.scope != "public":
+                return Authorization.NO
+            needed = {"root"} if head.kind in ("pod.root_rotated", "node.key") else _ADMIN_ROLES
+            if role is None:
+                return Authorization.UNKNOWN
+            return Authorization.YES if role in needed else Authorization.NO
+        if role is None:
+            return Authorization.UNKNOWN
+        if role == "root":
+            last = roster.roots[head.author]
+            return Authorization.YES if last is None or head.seq <= last else Authorization.NO
+        person = roster.person_of(head.author)
+        member = roster.members.get(person) if person is not None else None
+        revoked = roster.revoked.get(head.author, {})
+        if head.scope in revoked and head.seq > revoked[head.scope]:
+            return Authorization.NO
+        if member is not None:
+            if head.scope in member.removed and head.seq >= member.removed[head.scope]:
+                return Authorization.NO
+            if head.scope in member.blocked and head.seq >= member.blocked[head.scope]:
+                return Authorization.BLOCKED
+        return Authorization.YES
+
+    def apply(self, head: Head, body: msgspec.Struct | None) -> None:
+        """Fold one accepted roster event into the roster."""
+        roster = self.pod(head.pod)
+        if isinstance(body, kinds.PodCreated):
+            roster.created = True
+            roster.name = body.name
+        elif isinstance(body, kinds.PodRootRotated):
+            roster.roots[head.author] = head.seq
+            roster.roots.setdefault(body.new_key, None)
+        elif isinstance(body, kinds.NodeKey):
+            roster.node_keys.add(body.key)
+        elif isinstance(body, kinds.MemberAdded):
+            existing = roster.members.get(body.key)
+            if existing is None:
+                roster.members[body.key] = Member(body.key, body.role, body.box_key)
+            else:
+                existing.role = body.role
+                existing.box_key = body.box_key
+        elif isinstance(body, kinds.MemberRemoved):
+            member = roster.members.get(body.key)
+            if member is not None:
+                member.removed.update(body.effective)
+        elif isinstance(body, kinds.MemberKeyAdded):
+            roster.devices[body.key] = body.member
+        elif isinstance(body, kinds.MemberKeyRevoked):
+            roster.revoked[body.key] = dict(body.valid_through)
+        elif isinstance(body, kinds.MemberBlocked):
+            member = roster.members.get(body.key)
+            if member is not None:
+                member.blocked.update(body.effective)

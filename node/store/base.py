@@ -1,0 +1,174 @@
+"""The storage interface every backend implements (SQLite now, PostgreSQL later).
+
+The contract test suite in ``tests/node/store_contract.py`` runs unchanged against each
+backend. Events are append-only: a stored head is never updated or deleted; a body is
+dropped only through redaction.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from protocol.logs import LogKey, LogState
+
+T = TypeVar("T")
+
+
+class Placement(enum.IntEnum):
+    """How a stored event stands in its log."""
+
+    LOG = 0  # in its log, projected
+    PROOF = 1  # a fork relayed by a peer: kept as proof, never projected
+    UNPROJECTED = 2  # in its log, but failed its schema or its author is blocked
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event ready to be written: verified, chained and authorized by ingest."""
+
+    id: str
+    pod: str
+    author: str
+    scope: str
+    seq: int
+    ts: int
+    kind: str
+    head: str
+    sig: str
+    body: str | None
+    placement: Placement = Placement.LOG
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as read back: its local commit ``cursor`` and the exact envelope bytes."""
+
+    cursor: int
+    id: str
+    pod: str
+    author: str
+    scope: str
+    seq: int
+    ts: int
+    kind: str
+    envelope: bytes
+    placement: Placement = Placement.LOG
+
+
+class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters for reading events; fields AND, values inside one field OR.
+
+    ``kinds`` entries may end in ``.*`` for a prefix match. ``since``/``until`` are
+    inclusive ``ts`` bounds in ms. ``after`` is a cursor: only events committed after it.
+    ``readable_scopes``/``readable_pod`` are the reader's rights, applied in SQL as a
+    pre-filter (the caller still checks ``may_read`` on every row).
+    """
+
+    ids: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    pods: tuple[str, ...] = ()
+    since: int | None = None
+    until: int | None = None
+    after: int | None = None
+    limit: int = 500
+    descending: bool = False
+
+
+class WriteTxn(abc.ABC):
+    """What a writer batch may do inside its one transaction (runs on the writer thread)."""
+
+    @abc.abstractmethod
+    def insert(self, event: NewEvent) -> int | None:
+        """Insert an event; return its cursor, or None if that id is already stored."""
+
+    @abc.abstractmethod
+    def drop_body(self, event_id: str) -> bool:
+        """Drop a stored body (only allowed once a redaction for it is recorded)."""
+
+    @abc.abstractmethod
+    def record_redaction(self, target: str, by: str) -> None:
+        """Record that ``target``'s body is erased by redaction event ``by``."""
+
+    @abc.abstractmethod
+    def is_redacted(self, target: str) -> bool:
+        """Has a valid redaction of ``target`` been recorded?"""
+
+    @property
+    @abc.abstractmethod
+    def connection(self) -> sqlite3.Connection:
+        """The DB-API connection, for projection writes in the same transaction."""
+
+
+class Store(abc.ABC):
+    """A durable, append-only event store with a local commit cursor."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Open (and create or migrate) the store."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush and close."""
+
+    @abc.abstractmethod
+    async def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+        """Run ``fn`` in one write transaction on the writer; commit durably before returning."""
+
+    @abc.abstractmethod
+    async def known_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of these ids are stored."""
+
+    @abc.abstractmethod
+    async def get(self, event_id: str) -> StoredEvent | None:
+        """One event by id."""
+
+    @abc.abstractmethod
+    async def query(self, q: EventQuery) -> list[StoredEvent]:
+        """Events matching ``q`` in cursor order."""
+
+    @abc.abstractmethod
+    async def log_head(self, log: LogKey) -> LogState | None:
+        """The head (last seq, its id and ts) of one log."""
+
+    @abc.abstractmethod
+    async def log_heads(self) -> dict[LogKey, LogState]:
+        """Heads of every log (loaded once at start-up)."""
+
+    @abc.abstractmethod
+    async def last_cursor(self) -> int:
+        """The highest committed cursor (0 when empty)."""
+
+    @abc.abstractmethod
+    def scan(self, after: int = 0, batch: int = 2000) -> AsyncIterator[list[StoredEvent]]:
+        """Every event in cursor order, in batches (export, rebuild, verify)."""
+
+    @abc.abstractmethod
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only function on a reader connection (read models)."""
+
+    @abc.abstractmethod
+    async def backup(self, path: str) -> None:
+        """Write a consistent online copy of the store to ``path``."""
+
+
+def kind_clause(kinds: Sequence[str]) -> tuple[str, list[Any]]:
+    """SQL for a kinds filter where ``need.*`` is a prefix match and ``*`` matches all."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for kind in kinds:
+        if kind == "*":
+            return "1", []
+        if kind.endswith(".*"):
+            parts.append("(kind >= ? AND kind < ?)")
+            prefix = kind[:-1]
+            args += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        else:
+            parts.append("kind = ?")
+            args.append(kind)
+    return "(" + " OR ".join(parts) + ")", args

@@ -1,0 +1,307 @@
+"""SQLite backend: one file, WAL, ``synchronous=FULL``, append-only enforced by triggers.
+
+Writes run as whole transactions on aiosqlite's connection thread (one thread hop per
+batch, not per statement); reads use a second connection, which WAL lets run beside the
+writer. The envelope is stored pre-encoded (``prefix`` + JSON-string body) so a query
+returns wire bytes without re-encoding anything.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import msgspec
+
+from node.store.base import (
+    EventQuery,
+    NewEvent,
+    Placement,
+    Store,
+    StoredEvent,
+    WriteTxn,
+    kind_clause,
+)
+from protocol.logs import LogKey, LogState
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    cursor    INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        TEXT NOT NULL UNIQUE,
+    pod       TEXT NOT NULL,
+    author    TEXT NOT NULL,
+    scope     TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    placement INTEGER NOT NULL,
+    prefix    BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_log ON events (pod, author, scope, seq)
+    WHERE placement != 1;
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind, cursor);
+CREATE INDEX IF NOT EXISTS events_author ON events (author, cursor);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS bodies (
+    id   TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS redactions (
+    target TEXT PRIMARY KEY,
+    by_id  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS bodies_no_update BEFORE UPDATE ON bodies
+BEGIN SELECT RAISE(ABORT, 'bodies are never rewritten'); END;
+CREATE TRIGGER IF NOT EXISTS bodies_only_redacted BEFORE DELETE ON bodies
+WHEN NOT EXISTS (SELECT 1 FROM redactions WHERE target = OLD.id)
+BEGIN SELECT RAISE(ABORT, 'a body is dropped only through redaction'); END;
+CREATE TRIGGER IF NOT EXISTS redactions_no_delete BEFORE DELETE ON redactions
+BEGIN SELECT RAISE(ABORT, 'redactions are permanent'); END;
+"""
+
+_json = msgspec.json.Encoder()
+_COLUMNS = "e.cursor, e.id, e.pod, e.author, e.scope, e.seq, e.ts, e.kind, e.placement, e.prefix, b.body"
+_FROM = "FROM events e LEFT JOIN bodies b ON b.id = e.id"
+
+
+def envelope_prefix(head: str, sig: str) -> bytes:
+    """The stored first part of an envelope: everything up to the body's value."""
+    return b'{"head":' + _json.encode(head) + b',"sig":' + _json.encode(sig) + b',"body":'
+
+
+def _row(row: tuple[Any, ...]) -> StoredEvent:
+    body = row[10]
+    return StoredEvent(
+        cursor=row[0],
+        id=row[1],
+        pod=row[2],
+        author=row[3],
+        scope=row[4],
+        seq=row[5],
+        ts=row[6],
+        kind=row[7],
+        placement=Placement(row[8]),
+        envelope=row[9] + (body if body is not None else b"null") + b"}",
+    )
+
+
+def connect_sync(path: str | Path) -> sqlite3.Connection:
+    """A plain connection with Kith's pragmas (used by the writer thread and offline tools)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    _pragmas(conn)
+    return conn
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: an acknowledged commit survives power loss, not only a process crash.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+
+
+class _Txn(WriteTxn):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    def insert(self, event: NewEvent) -> int | None:
+        cur = self._conn.execute(
+            "INSERT OR IGNORE INTO events (id, pod, author, scope, seq, ts, kind, placement, prefix)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.id,
+                event.pod,
+                event.author,
+                event.scope,
+                event.seq,
+                event.ts,
+                event.kind,
+                int(event.placement),
+                envelope_prefix(event.head, event.sig),
+            ),
+        )
+        if cur.rowcount == 0:
+            return None
+        if event.body is not None:
+            self._conn.execute(
+                "INSERT INTO bodies (id, body) VALUES (?, ?)", (event.id, _json.encode(event.body))
+            )
+        return cur.lastrowid
+
+    def drop_body(self, event_id: str) -> bool:
+        return self._conn.execute("DELETE FROM bodies WHERE id = ?", (event_id,)).rowcount > 0
+
+    def record_redaction(self, target: str, by: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO redactions (target, by_id) VALUES (?, ?)", (target, by)
+        )
+
+    def is_redacted(self, target: str) -> bool:
+        row = self._conn.execute("SELECT 1 FROM redactions WHERE target = ?", (target,)).fetchone()
+        return row is not None
+
+
+class SQLiteStore(Store):
+    """The SQLite event store. ``extra_schema`` adds tables (projections) created on open."""
+
+    def __init__(self, path: str | Path, *, extra_schema: str = "") -> None:
+        self.path = Path(path)
+        self._extra_schema = extra_schema
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(str(self.path), isolation_level=None)
+        await self._writer._execute(_pragmas, self._writer._conn)
+        await self._writer.executescript(SCHEMA + self._extra_schema)
+        await self._writer.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=10000")
+        await self._reader.execute("PRAGMA query_only=1")
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    async def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(_Txn(conn))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        # aiosqlite's own thread runs the whole transaction: one hop per batch.
+        result: T = await self._w._execute(run, self._w._conn)
+        return result
+
+    async def known_ids(self, ids: Iterable[str]) -> set[str]:
+        wanted = list(ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._r.execute_fetchall(
+                f"SELECT id FROM events WHERE id IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        rows = list(
+            await self._r.execute_fetchall(f"SELECT {_COLUMNS} {_FROM} WHERE e.id = ?", (event_id,))
+        )
+        return _row(rows[0]) if rows else None
+
+    async def query(self, q: EventQuery) -> list[StoredEvent]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, values in (
+            ("e.id", q.ids),
+            ("e.author", q.authors),
+            ("e.scope", q.scopes),
+            ("e.pod", q.pods),
+        ):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if q.kinds:
+            clause, kind_args = kind_clause(q.kinds)
+            where.append(clause.replace("kind", "e.kind"))
+            args.extend(kind_args)
+        if q.since is not None:
+            where.append("e.ts >= ?")
+            args.append(q.since)
+        if q.until is not None:
+            where.append("e.ts <= ?")
+            args.append(q.until)
+        if q.after is not None:
+            where.append("e.cursor > ?" if not q.descending else "e.cursor < ?")
+            args.append(q.after)
+        sql = f"SELECT {_COLUMNS} {_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY e.cursor {'DESC' if q.descending else 'ASC'} LIMIT ?"
+        args.append(q.limit)
+        rows = await self._r.execute_fetchall(sql, args)
+        return [_row(row) for row in rows]
+
+    async def log_head(self, log: LogKey) -> LogState | None:
+        rows = list(
+            await self._r.execute_fetchall(
+                "SELECT seq, id, ts FROM events WHERE pod = ? AND author = ? AND scope = ?"
+                " AND placement != 1 ORDER BY seq DESC LIMIT 1",
+                tuple(log),
+            )
+        )
+        return LogState(*rows[0]) if rows else None
+
+    async def log_heads(self) -> dict[LogKey, LogState]:
+        rows = await self._r.execute_fetchall(
+            "SELECT pod, author, scope, MAX(seq), id, ts FROM events WHERE placement != 1"
+            " GROUP BY pod, author, scope"
+        )
+        return {LogKey(r[0], r[1], r[2]): LogState(r[3], r[4], r[5]) for r in rows}
+
+    async def last_cursor(self) -> int:
+        rows = list(await self._r.execute_fetchall("SELECT MAX(cursor) FROM events"))
+        return int(rows[0][0] or 0)
+
+    async def scan(self, after: int = 0, batch: int = 2000) -> AsyncIterator[list[StoredEvent]]:
+        while True:
+            events = await self.query(EventQuery(after=after, limit=batch))
+            if not events:
+                return
+            yield events
+            after = events[-1].cursor
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        result: T = await self._r._execute(fn, self._r._conn)
+        return result
+
+    async def backup(self, path: str) -> None:
+        target = sqlite3.connect(path)
+        try:
+            await self._r.backup(target)
+        finally:
+            target.close()

@@ -1,0 +1,127 @@
+"""``kith verify``: re-check every stored event, and optionally rebuild the read models."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from node import projections
+from node.app import Node
+from node.roster import Roster
+from node.store.base import Placement
+from protocol.envelope import check_body, decode_envelope, parse_event, verify_event
+from protocol.kinds import ROSTER_KINDS, EventRedacted, validate_body
+from protocol.logs import LogKey
+from protocol.reasons import RejectedEvent
+
+
+@dataclass
+class Report:
+    """What verification found."""
+
+    events: int = 0
+    bad_signatures: int = 0
+    bad_bodies: int = 0
+    broken_chains: int = 0
+    erased_bodies: int = 0
+    hash_before: str = ""
+    hash_after: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No signature, body or chain problem (and, after a rebuild, the same hash)."""
+        same = not self.hash_after or self.hash_after == self.hash_before
+        return not (self.bad_signatures or self.bad_bodies or self.broken_chains) and same
+
+    def lines(self) -> list[str]:
+        """A readable summary."""
+        out = [
+            f"events checked:   {self.events}",
+            f"bad signatures:   {self.bad_signatures}",
+            f"bad bodies:       {self.bad_bodies}",
+            f"broken chains:    {self.broken_chains}",
+            f"erased bodies:    {self.erased_bodies}",
+            f"projection hash:  {self.hash_before}",
+        ]
+        if self.hash_after:
+            verdict = "same" if self.hash_after == self.hash_before else "DIFFERENT (read models repaired)"
+            out.append(f"after rebuild:    {self.hash_after} ({verdict})")
+        out += self.problems[:20]
+        out.append("OK" if self.ok else "PROBLEMS FOUND")
+        return out
+
+
+async def verify_store(node: Node, *, rebuild: bool = False) -> Report:
+    """Check every event's signature, body hash and chain; rebuild projections if asked."""
+    report = Report(hash_before=await node.projection_hash())
+    last: dict[LogKey, tuple[int, str]] = {}
+    async for batch in node.store.scan():
+        for stored in batch:
+            report.events += 1
+            event = parse_event(decode_envelope(stored.envelope))
+            if not verify_event(event):
+                report.bad_signatures += 1
+                report.problems.append(f"bad signature: {event.id}")
+            try:
+                if check_body(event) is None and event.head.body_hash is not None:
+                    report.erased_bodies += 1
+            except RejectedEvent as exc:
+                report.bad_bodies += 1
+                report.problems.append(f"bad body ({exc.reason}): {event.id}")
+            if stored.placement == Placement.PROOF:
+                continue
+            key = LogKey(*event.log)
+            prev = last.get(key)
+            expected = (prev[0] + 1, prev[1]) if prev else (1, None)
+            if (event.head.seq, event.head.prev) != expected:
+                report.broken_chains += 1
+                report.problems.append(f"chain broken at {key.scope} seq {event.head.seq}: {event.id}")
+            last[key] = (event.head.seq, event.id)
+    if rebuild:
+        await rebuild_projections(node)
+        node._hash_cache = None
+        report.hash_after = await node.projection_hash()
+    return report
+
+
+async def rebuild_projections(node: Node) -> None:
+    """Reset the read models and re-apply every stored event in commit order (one transaction)."""
+    envelopes: list[tuple[bytes, Placement]] = []
+    async for batch in node.store.scan():
+        envelopes.extend((e.envelope, e.placement) for e in batch)
+
+    def run(txn: object) -> None:
+        conn: sqlite3.Connection = txn.connection  # type: ignore[attr-defined]
+        projections.reset(conn)
+        roster = Roster()
+        redacted: list[str] = []
+        for raw, placement in envelopes:
+            event = parse_event(decode_envelope(raw))
+            head = event.head
+            if placement != Placement.LOG:
+                continue
+            body = check_body(event)
+            struct = validate_body(head.kind, body) if body is not None else None
+            if head.kind in ROSTER_KINDS:
+                roster.apply(head, struct)
+            if isinstance(struct, EventRedacted):
+                redacted.append(struct.target)
+            pod = roster.pods.get(head.pod)
+            if pod is None:
+                continue
+            projections.apply(
+                conn,
+                projections.ProjectionInput(
+                    id=event.id, pod=head.pod, author=head.author,
+                    person=pod.person_of(head.author) or head.author,
+                    role=pod.role_of(head.author) or "member",
+                    scope=head.scope, seq=head.seq, ts=head.ts, kind=head.kind, body=struct,
+                ),
+            )
+        for target in redacted:
+            if conn.execute("SELECT 1 FROM redactions WHERE target = ?", (target,)).fetchone():
+                projections.redact(conn, target)
+        node.ingest.roster = roster
+
+    await node.store.transact(run)
