@@ -91,7 +91,9 @@ async def _reader(request: Request[Any, Any, Any]) -> Reader:
         return node.anonymous()
     scheme, _, token = header.partition(" ")
     if scheme != "Kith" or not token:
-        raise HTTPException(status_code=401, detail="invalid:token:format: use 'Authorization: Kith <token>'")
+        raise HTTPException(
+            status_code=401, detail="invalid:token:format: use 'Authorization: Kith <token>'"
+        )
     try:
         return node.reader_for_token(token.strip())
     except InvalidToken as exc:
@@ -104,25 +106,38 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(part for value in values for part in value.split(",") if part)
 
 
+def _raw_json(body: bytes) -> Any:
+    """A JSON response from bytes already encoded (the handler's annotation documents the shape)."""
+    return Response(content=body, media_type=MediaType.JSON)
+
+
 def _page(events: list[StoredEvent], next_cursor: int | None) -> Response[EventsPage]:
     # Assemble the JSON from stored envelope bytes: no per-event decode or encode.
     parts = [
-        b'{"id":"' + e.id.encode() + b'","cursor":' + str(e.cursor).encode() + b',"envelope":'
-        + e.envelope + b"}"
+        b'{"id":"'
+        + e.id.encode()
+        + b'","cursor":'
+        + str(e.cursor).encode()
+        + b',"envelope":'
+        + e.envelope
+        + b"}"
         for e in events
     ]
     body = (
-        b'{"events":[' + b",".join(parts) + b'],"next":'
-        + (str(next_cursor).encode() if next_cursor is not None else b"null") + b"}"
+        b'{"events":['
+        + b",".join(parts)
+        + b'],"next":'
+        + (str(next_cursor).encode() if next_cursor is not None else b"null")
+        + b"}"
     )
-    return Response(content=body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+    return _raw_json(body)  # type: ignore[no-any-return]
 
 
 def _facts(e: StoredEvent) -> EventFacts:
     return EventFacts(e.pod, e.author, e.scope, e.kind)
 
 
-@post("/v1/events", status_code=200, summary="Post one envelope or {\"events\": [...]}")
+@post("/v1/events", status_code=200, summary='Post one envelope or {"events": [...]}')
 async def post_events(request: Request[Any, Any, Any]) -> Response[PostResults] | Response[Problem]:
     """Validate and store events. Every event gets ``{"id", "ok", "reason"}`` in order."""
     node = _node(request)
@@ -184,30 +199,34 @@ async def get_events(
 
 
 @get("/v1/events/{event_id:str}", summary="One event by id")
-async def get_event(request: Request[Any, Any, Any], reader: Reader, event_id: str) -> Response[EventOut] | Response[Problem]:
+async def get_event(
+    request: Request[Any, Any, Any], reader: Reader, event_id: str
+) -> Response[EventOut] | Response[Problem]:
     """One event, if it exists and the reader may see it (404 otherwise, to reveal nothing)."""
     stored = await _node(request).store.get(event_id)
     if stored is None or not may_read(reader, _facts(stored)):
         return _problem(404, "not-found", "no such event")
     body = b'{"id":"' + stored.id.encode() + b'","cursor":' + str(stored.cursor).encode()
     body += b',"envelope":' + stored.envelope + b"}"
-    return Response(content=body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+    return _raw_json(body)  # type: ignore[no-any-return]
 
 
-@get("/v1/logs/{pod:str}/{author:str}/{scope:str}", summary="The head of one log")
+@get("/v1/logs/{pod:str}/{author:str}/{log_scope:str}", summary="The head of one log")
 async def get_log(
-    request: Request[Any, Any, Any], reader: Reader, pod: str, author: str, scope: str
+    request: Request[Any, Any, Any], reader: Reader, pod: str, author: str, log_scope: str
 ) -> LogHead | Response[Problem]:
     """The log's last seq and id (seq 0 and id null when empty): sign the next at seq+1."""
-    if scope not in ("pod", "peers", "public"):
+    if log_scope not in ("pod", "peers", "public"):
         return _problem(400, "invalid:scope", "scope is pod, peers or public")
-    if not may_read(reader, EventFacts(pod, author, scope, "log.head")):
-        return _problem(401, "unauthorized", "this log is readable by pod members only (send a token)")
+    if not may_read(reader, EventFacts(pod, author, log_scope, "log.head")):
+        return _problem(
+            401, "unauthorized", "this log is readable by pod members only (send a token)"
+        )
     node = _node(request)
-    state = node.ingest.heads.get(LogKey(pod, author, scope))
+    state = node.ingest.heads.get(LogKey(pod, author, log_scope))
     if state is None:
-        return LogHead(pod, author, scope, 0, None, None)
-    return LogHead(pod, author, scope, state.seq, state.id, state.ts)
+        return LogHead(pod, author, log_scope, 0, None, None)
+    return LogHead(pod, author, log_scope, state.seq, state.id, state.ts)
 
 
 def _visible_scopes(reader: Reader) -> tuple[str, ...]:
@@ -231,15 +250,24 @@ async def get_needs(
 
     def read(conn: Any) -> list[projections.NeedView]:
         return projections.list_needs(
-            conn, now_ms=now, status=status, category=category, urgency=urgency,
-            pod=node.pod, limit=limit, after=after, scopes=scopes,
+            conn,
+            now_ms=now,
+            status=status,
+            category=category,
+            urgency=urgency,
+            pod=node.pod,
+            limit=limit,
+            after=after,
+            scopes=scopes,
         )
 
     return await node.store.read(read)
 
 
 @get("/v1/needs/{need_id:str}", summary="One need")
-async def get_need(request: Request[Any, Any, Any], reader: Reader, need_id: str) -> projections.NeedView | Response[Problem]:
+async def get_need(
+    request: Request[Any, Any, Any], reader: Reader, need_id: str
+) -> projections.NeedView | Response[Problem]:
     """One need with its claims and fulfilment."""
     node = _node(request)
     now = node.ingest.now_ms()
@@ -264,20 +292,32 @@ async def get_offers(
     scopes = _visible_scopes(reader)
     return await node.store.read(
         lambda conn: projections.list_offers(
-            conn, now_ms=now, category=category, pod=node.pod, include_withdrawn=include_withdrawn,
-            limit=limit, after=after, scopes=scopes,
+            conn,
+            now_ms=now,
+            category=category,
+            pod=node.pod,
+            include_withdrawn=include_withdrawn,
+            limit=limit,
+            after=after,
+            scopes=scopes,
         )
     )
 
 
 @get("/v1/timebank", summary="Time bank balances (members only)")
-async def get_timebank(request: Request[Any, Any, Any], reader: Reader) -> projections.TimebankView | Response[Problem]:
+async def get_timebank(
+    request: Request[Any, Any, Any], reader: Reader
+) -> projections.TimebankView | Response[Problem]:
     """Balances per person (zero-sum) and pending entries. Needs a member's token."""
     if not reader.is_member:
-        return _problem(401, "unauthorized", "the time bank is readable by pod members only (send a token)")
+        return _problem(
+            401, "unauthorized", "the time bank is readable by pod members only (send a token)"
+        )
     node = _node(request)
     return await node.store.read(
-        lambda conn: projections.timebank(conn, pod=node.pod, limit_minutes=node.config.timebank_limit_minutes)
+        lambda conn: projections.timebank(
+            conn, pod=node.pod, limit_minutes=node.config.timebank_limit_minutes
+        )
     )
 
 
@@ -325,8 +365,18 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
 
     app = Litestar(
         route_handlers=[
-            post_events, get_events, get_event, get_log, get_needs, get_need, get_offers,
-            get_timebank, well_known, healthz, metrics, *(extra_handlers or []),
+            post_events,
+            get_events,
+            get_event,
+            get_log,
+            get_needs,
+            get_need,
+            get_offers,
+            get_timebank,
+            well_known,
+            healthz,
+            metrics,
+            *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},
         on_startup=[startup],

@@ -50,7 +50,9 @@ class Node:
         await self.store.close()
         self.executor.shutdown(wait=False)
 
-    def reader_for_token(self, token: str, *, purpose: str = "http", nonce: str | None = None) -> Reader:
+    def reader_for_token(
+        self, token: str, *, purpose: str = "http", nonce: str | None = None
+    ) -> Reader:
         """Check a member's token; raise ``InvalidToken`` (reason) when it does not hold."""
         claims = check_token(
             token,

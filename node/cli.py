@@ -41,7 +41,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     root, node_key = new_key_file(), new_key_file()
     write_key_file(data.root_key_path, root)
     write_key_file(data.node_key_path, node_key)
-    config = Config(pod=root.public, node_key=node_key.public, name=args.name, host=args.host, port=args.port)
+    config = Config(
+        pod=root.public, node_key=node_key.public, name=args.name, host=args.host, port=args.port
+    )
     data.write_config(config)
 
     async def genesis() -> None:
@@ -145,8 +147,12 @@ def _post_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             body["minutes_estimate"] = args.minutes
         return "need.posted", body
     if what == "offer":
-        return "offer.posted", {"title": args.title, "category": args.category,
-                                "capacity": args.capacity, **optional}
+        return "offer.posted", {
+            "title": args.title,
+            "category": args.category,
+            "capacity": args.capacity,
+            **optional,
+        }
     if what == "claim":
         return "claim.made", {"need": args.need, **optional}
     if what == "accept":
@@ -171,7 +177,6 @@ def _post_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def cmd_post(args: argparse.Namespace) -> int:
     from node.client import KithClient
     from node.datadir import read_key_file
-
     from protocol.kinds import validate_body
     from protocol.reasons import RejectedEvent
 
@@ -229,7 +234,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import populate
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="kith-demo-"))
-    ns = argparse.Namespace(dir=str(workdir), name="Elm Street Mutual Aid", host=args.host, port=args.port)
+    ns = argparse.Namespace(
+        dir=str(workdir), name="Elm Street Mutual Aid", host=args.host, port=args.port
+    )
     cmd_init(ns)
     data = DataDir(workdir)
 
@@ -308,8 +315,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         await node.start()
         tally: dict[str, int] = {}
         try:
-            with path.open("rb") as fh, tqdm(total=total, unit="B", unit_scale=True,
-                                             disable=args.quiet, desc="import") as bar:
+            with (
+                path.open("rb") as fh,
+                tqdm(
+                    total=total, unit="B", unit_scale=True, disable=args.quiet, desc="import"
+                ) as bar,
+            ):
                 batch: list[bytes] = []
                 for line in fh:
                     bar.update(len(line))
@@ -377,7 +388,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     asyncio.run(run())
-    print(f"backup written to {target} ({target.stat().st_size} bytes, {time.monotonic() - started:.1f}s)")
+    took = time.monotonic() - started
+    print(f"backup written to {target} ({target.stat().st_size} bytes, {took:.1f}s)")
     return 0
 
 
@@ -391,10 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_text: str, fn: Callable[[argparse.Namespace], int], *, datadir: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, help_text: str, fn: Callable[[argparse.Namespace], int], *, datadir: bool = True
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if datadir:
-            p.add_argument("--dir", default=DEFAULT_DIR, help=f"data directory (default {DEFAULT_DIR})")
+            p.add_argument(
+                "--dir", default=DEFAULT_DIR, help=f"data directory (default {DEFAULT_DIR})"
+            )
         p.set_defaults(fn=fn)
         return p
 
@@ -414,15 +430,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     key = sub.add_parser("key", help="manage key files", description="manage key files")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
-    p = key_sub.add_parser("new", help="make a new key file (one per device, never shared)",
-                           description="make a new key file (one per device, never shared)")
+    p = key_sub.add_parser(
+        "new",
+        help="make a new key file (one per device, never shared)",
+        description="make a new key file (one per device, never shared)",
+    )
     p.add_argument("--out", required=True, help="file to write (mode 0600)")
     p.set_defaults(fn=cmd_key_new)
 
-    member = sub.add_parser("member", help="manage the pod's roster", description="manage the pod's roster")
+    member = sub.add_parser(
+        "member", help="manage the pod's roster", description="manage the pod's roster"
+    )
     member_sub = member.add_subparsers(dest="member_command", required=True, metavar="ACTION")
-    p = member_sub.add_parser("add", help="add a member (signed by the node key)",
-                              description="add a member (signed by the node key)")
+    p = member_sub.add_parser(
+        "add",
+        help="add a member (signed by the node key)",
+        description="add a member (signed by the node key)",
+    )
     p.add_argument("--dir", default=DEFAULT_DIR, help=f"data directory (default {DEFAULT_DIR})")
     p.add_argument("--key-file", help="the member's key file (public parts are used)")
     p.add_argument("--key", help="the member's public key (base64url)")
@@ -431,15 +455,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="the running node (default: from config)")
     p.set_defaults(fn=cmd_member_add)
 
-    post = sub.add_parser("post", help="sign and post an event", description="sign and post an event")
+    post = sub.add_parser(
+        "post", help="sign and post an event", description="sign and post an event"
+    )
     post_sub = post.add_subparsers(dest="what", required=True, metavar="WHAT")
 
     def post_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
         p = post_sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--key", required=True, help="your key file")
-        p.add_argument("--url", default="http://127.0.0.1:8470", help="the node (default http://127.0.0.1:8470)")
-        p.add_argument("--scope", choices=["pod", "peers", "public"], default="pod",
-                       help="who may read it (default pod: members only)")
+        p.add_argument(
+            "--url",
+            default="http://127.0.0.1:8470",
+            help="the node (default http://127.0.0.1:8470)",
+        )
+        p.add_argument(
+            "--scope",
+            choices=["pod", "peers", "public"],
+            default="pod",
+            help="who may read it (default pod: members only)",
+        )
         p.set_defaults(fn=cmd_post)
         return p
 
@@ -485,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = add("verify", "re-check every signature, hash and chain", cmd_verify)
-    p.add_argument("--rebuild", action="store_true", help="also rebuild the read models from the log")
+    p.add_argument(
+        "--rebuild", action="store_true", help="also rebuild the read models from the log"
+    )
     p = add("backup", "write a consistent copy of the database while the node runs", cmd_backup)
     p.add_argument("out", help="the new backup file")
     return parser

@@ -37,7 +37,9 @@ class KithClient:
         self.timeout = timeout
         self._info: dict[str, Any] | None = None
 
-    def _request(self, method: str, path: str, body: bytes | None = None, auth: bool = False) -> Any:
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, auth: bool = False
+    ) -> Any:
         headers = {"content-type": "application/json"}
         if auth and self.key is not None:
             headers["authorization"] = "Kith " + self.token()
@@ -77,7 +79,9 @@ class KithClient:
     def get(self, path: str, **params: Any) -> Any:
         """GET with query parameters (authenticated when a key is set)."""
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        return self._request("GET", path + ("?" + query if query else ""), auth=self.key is not None)
+        return self._request(
+            "GET", path + ("?" + query if query else ""), auth=self.key is not None
+        )
 
     def post_envelopes(self, envelopes: list[Envelope]) -> list[dict[str, Any]]:
         """POST a batch; the per-event results."""
@@ -86,7 +90,9 @@ class KithClient:
         results: list[dict[str, Any]] = answer["results"]
         return results
 
-    def post(self, kind: str, body: Any, *, scope: Scope = "pod", pod: str | None = None) -> dict[str, Any]:
+    def post(
+        self, kind: str, body: Any, *, scope: Scope = "pod", pod: str | None = None
+    ) -> dict[str, Any]:
         """Sign ``kind``/``body`` as the next event of this key's log and post it."""
         if self.key is None:
             raise KithError("a key file is needed to post")

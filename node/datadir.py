@@ -1,10 +1,10 @@
 """A node's data directory: keys (mode 0600), config, database — all in one folder.
 
-    kith-data/
-      config.json    pod id, node key, name, host/port, limits
-      root.key       the pod's root key (move it offline after `kith init`)
-      node.key       the node's own key (a coordinator for daily work)
-      kith.db        the SQLite event store (+ -wal, -shm)
+kith-data/
+  config.json    pod id, node key, name, host/port, limits
+  root.key       the pod's root key (move it offline after `kith init`)
+  node.key       the node's own key (a coordinator for daily work)
+  kith.db        the SQLite event store (+ -wal, -shm)
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def new_key_file() -> KeyFile:
     box_seed = os.urandom(32)
     _, box_public = box_keypair_from_seed(box_seed)
     return KeyFile(
-        public=key.public_b64, seed=b64e(key.seed), box_public=b64e(box_public), box_seed=b64e(box_seed)
+        public=key.public_b64,
+        seed=b64e(key.seed),
+        box_public=b64e(box_public),
+        box_seed=b64e(box_seed),
     )
 
 
@@ -116,7 +119,9 @@ class DataDir:
     def config(self) -> Config:
         """Load config.json, with a readable error."""
         if not self.exists():
-            raise KithError(f"{self.path} is not a Kith data directory: run `kith init --dir {self.path}`")
+            raise KithError(
+                f"{self.path} is not a Kith data directory: run `kith init --dir {self.path}`"
+            )
         try:
             return msgspec.json.decode(self.config_path.read_bytes(), type=Config)
         except msgspec.DecodeError as exc:

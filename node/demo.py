@@ -42,8 +42,14 @@ class _Signer:
         seq = state.seq + 1 if state else 1
         ts = max(self.node.ingest.now_ms(), state.ts if state else 0)
         return sign_event(
-            key, pod=self.node.pod, scope=scope, seq=seq, prev=state.id if state else None,
-            ts=ts, kind=kind, body=body,
+            key,
+            pod=self.node.pod,
+            scope=scope,
+            seq=seq,
+            prev=state.id if state else None,
+            ts=ts,
+            kind=kind,
+            body=body,
         )
 
     async def post(self, key: SigningKey, kind: str, body: Any, *, scope: Scope = "pod") -> str:
@@ -78,27 +84,46 @@ async def populate(node: Node, seed: int = 7) -> dict[str, KeyFile]:
     need_ids: list[tuple[str, str]] = []
     for title, category, urgency, minutes in NEEDS:
         who = rng.choice(names[1:])
-        body = {"title": title, "category": category, "urgency": urgency,
-                "area": "Elm & 5th", "minutes_estimate": minutes}
+        body = {
+            "title": title,
+            "category": category,
+            "urgency": urgency,
+            "area": "Elm & 5th",
+            "minutes_estimate": minutes,
+        }
         need_ids.append((await signer.post(people[who].signing_key(), "need.posted", body), who))
     for title, category, capacity in OFFERS:
         who = rng.choice(names)
-        await signer.post(people[who].signing_key(), "offer.posted",
-                          {"title": title, "category": category, "capacity": capacity})
+        await signer.post(
+            people[who].signing_key(),
+            "offer.posted",
+            {"title": title, "category": category, "capacity": capacity},
+        )
     # Half the needs get a helper; some of those are done and their hours logged.
     for index, (need, asker) in enumerate(need_ids[:5]):
         helper = rng.choice([n for n in names if n != asker])
-        claim = await signer.post(people[helper].signing_key(), "claim.made",
-                                  {"need": need, "note": "I can do this"})
-        await signer.post(people[asker].signing_key(), "claim.accepted", {"claim": claim, "need": need})
+        claim = await signer.post(
+            people[helper].signing_key(), "claim.made", {"need": need, "note": "I can do this"}
+        )
+        await signer.post(
+            people[asker].signing_key(), "claim.accepted", {"claim": claim, "need": need}
+        )
         if index < 3:
             minutes = rng.choice([30, 45, 60, 90])
-            await signer.post(people[helper].signing_key(), "fulfilment.recorded",
-                              {"need": need, "claim": claim, "minutes": minutes})
+            await signer.post(
+                people[helper].signing_key(),
+                "fulfilment.recorded",
+                {"need": need, "claim": claim, "minutes": minutes},
+            )
             entry = await signer.post(
-                people[helper].signing_key(), "hours.logged",
-                {"giver": people[helper].public, "receiver": people[asker].public,
-                 "minutes": minutes, "need": need},
+                people[helper].signing_key(),
+                "hours.logged",
+                {
+                    "giver": people[helper].public,
+                    "receiver": people[asker].public,
+                    "minutes": minutes,
+                    "need": need,
+                },
             )
             if index < 2:
                 await signer.post(people[asker].signing_key(), "hours.confirmed", {"entry": entry})

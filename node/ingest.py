@@ -13,6 +13,7 @@ transaction (group commit) and answers each submitter only after that commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -122,10 +123,8 @@ class Ingestor:
         if self._writer is not None:
             await self._queue.join()
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
 
     async def _load_roster(self) -> None:
@@ -155,9 +154,7 @@ class Ingestor:
         """The node's clock in ms."""
         return int(self._clock() * 1000)
 
-    async def submit(
-        self, items: Sequence[bytes | str | Envelope], source: Source
-    ) -> list[Result]:
+    async def submit(self, items: Sequence[bytes | str | Envelope], source: Source) -> list[Result]:
         """Validate and store events; one ``Result`` per item, in order. Never raises for input."""
         now = self.now_ms()
         results: list[Result | None] = [None] * len(items)
@@ -230,17 +227,23 @@ class Ingestor:
                 for item in group:
                     if item.future is not None and not item.future.done():
                         item.future.set_result(
-                            Result(id=item.event.id, ok=False, reason="unavailable",
-                                   message="the node could not write; try again")
+                            Result(
+                                id=item.event.id,
+                                ok=False,
+                                reason="unavailable",
+                                message="the node could not write; try again",
+                            )
                         )
             finally:
                 for _ in group:
                     self._queue.task_done()
 
     async def _write_group(self, group: list[_Item]) -> None:
-        roster_before = self.roster.snapshot() if any(
-            it.event.head.kind in ROSTER_KINDS for it in group
-        ) else None
+        roster_before = (
+            self.roster.snapshot()
+            if any(it.event.head.kind in ROSTER_KINDS for it in group)
+            else None
+        )
         batch = _Batch(self)
         try:
             answers, committed = await self.store.transact(lambda txn: batch.run(txn, group))
@@ -377,23 +380,37 @@ class _Batch:
             if chain is Chain.GAP:
                 if ing._hold(item, gap=True):
                     nxt = state.seq + 1 if state is not None else 1
-                    return Result(id=event.id, ok=False, reason=reasons.GAP,
-                                  message=f"held until seq {nxt} of this log arrives")
-                raise RejectedEvent(reasons.RATE_LIMITED, "too many held events; send the gap first")
+                    return Result(
+                        id=event.id,
+                        ok=False,
+                        reason=reasons.GAP,
+                        message=f"held until seq {nxt} of this log arrives",
+                    )
+                raise RejectedEvent(
+                    reasons.RATE_LIMITED, "too many held events; send the gap first"
+                )
             if chain is Chain.FORK:
                 # Relayed by a peer: keep as proof, flag the log, never project it.
                 cursor = txn.insert(_new(event, Placement.PROOF, event.body))
                 self.forks.add(key)
                 if cursor is not None:
-                    self.committed.append(Committed(cursor, _new(event, Placement.PROOF, event.body), Placement.PROOF))
+                    self.committed.append(
+                        Committed(cursor, _new(event, Placement.PROOF, event.body), Placement.PROOF)
+                    )
                 return _accepted(event.id, reasons.FORK, "kept as proof of a fork; log flagged")
             auth = ing.roster.authorize(head)
             if auth is Authorization.UNKNOWN:
                 if source.is_client:
-                    raise RejectedEvent(reasons.UNAUTHORIZED, "the author is not a member of this pod")
+                    raise RejectedEvent(
+                        reasons.UNAUTHORIZED, "the author is not a member of this pod"
+                    )
                 if ing._hold(item, gap=False):
-                    return Result(id=event.id, ok=False, reason=reasons.UNAUTHORIZED,
-                                  message="author not known yet: held until the roster arrives")
+                    return Result(
+                        id=event.id,
+                        ok=False,
+                        reason=reasons.UNAUTHORIZED,
+                        message="author not known yet: held until the roster arrives",
+                    )
                 raise RejectedEvent(reasons.RATE_LIMITED, "too many held events")
             if auth is Authorization.NO:
                 raise RejectedEvent(reasons.UNAUTHORIZED, "the author may not write this log")
@@ -409,6 +426,15 @@ class _Batch:
                         raise
                     projectable = False
         except RejectedEvent as exc:
+            if exc.reason == reasons.FORK and state is not None:
+                # The client re-signs at the next seq: tell it where the log stands.
+                return Result(
+                    id=event.id,
+                    ok=False,
+                    reason=exc.reason,
+                    message=exc.message,
+                    head={"seq": state.seq, "id": state.id, "ts": state.ts},
+                )
             return _rejected(event.id, exc)
         body = event.body
         redaction = self.pending_redactions.get(event.id) or ing._pending_redactions.get(event.id)
@@ -440,8 +466,15 @@ class _Batch:
             projections.apply(
                 txn.connection,
                 projections.ProjectionInput(
-                    id=event.id, pod=head.pod, author=head.author, person=person, role=role,
-                    scope=head.scope, seq=head.seq, ts=head.ts, kind=head.kind,
+                    id=event.id,
+                    pod=head.pod,
+                    author=head.author,
+                    person=person,
+                    role=role,
+                    scope=head.scope,
+                    seq=head.seq,
+                    ts=head.ts,
+                    kind=head.kind,
                     body=struct if body is not None else None,
                 ),
             )
@@ -459,7 +492,11 @@ class _Batch:
             return redaction_head.author == target.author
         same = roster.person_of(redaction_head.author) == roster.person_of(target.author)
         role = roster.role_of(redaction_head.author)
-        return redaction_head.author == target.author or same or role in ("root", "node", "coordinator")
+        return (
+            redaction_head.author == target.author
+            or same
+            or role in ("root", "node", "coordinator")
+        )
 
     def redact(self, txn: WriteTxn, redaction: Event, target: str) -> None:
         """Erase the target's body now if it is stored, or remember it for when it arrives."""
@@ -491,8 +528,15 @@ class _Target(NamedTuple):
 def _new(event: Event, placement: Placement, body: str | None) -> NewEvent:
     head = event.head
     return NewEvent(
-        id=event.id, pod=head.pod, author=head.author, scope=head.scope, seq=head.seq,
-        ts=head.ts, kind=head.kind, head=event.envelope.head, sig=event.envelope.sig,
+        id=event.id,
+        pod=head.pod,
+        author=head.author,
+        scope=head.scope,
+        seq=head.seq,
+        ts=head.ts,
+        kind=head.kind,
+        head=event.envelope.head,
+        sig=event.envelope.sig,
         body=body,
         placement=placement,
     )

@@ -144,12 +144,12 @@ class Roster:
         elif isinstance(body, kinds.MemberRemoved):
             member = roster.members.get(body.key)
             if member is not None:
-                member.removed.update(body.effective)
+                member.removed.update({str(k): v for k, v in body.effective.items()})
         elif isinstance(body, kinds.MemberKeyAdded):
             roster.devices[body.key] = body.member
         elif isinstance(body, kinds.MemberKeyRevoked):
-            roster.revoked[body.key] = dict(body.valid_through)
+            roster.revoked[body.key] = {str(k): v for k, v in body.valid_through.items()}
         elif isinstance(body, kinds.MemberBlocked):
             member = roster.members.get(body.key)
             if member is not None:
-                member.blocked.update(body.effective)
+                member.blocked.update({str(k): v for k, v in body.effective.items()})

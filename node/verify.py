@@ -45,7 +45,11 @@ class Report:
             f"projection hash:  {self.hash_before}",
         ]
         if self.hash_after:
-            verdict = "same" if self.hash_after == self.hash_before else "DIFFERENT (read models repaired)"
+            verdict = (
+                "same"
+                if self.hash_after == self.hash_before
+                else "DIFFERENT (read models repaired)"
+            )
             out.append(f"after rebuild:    {self.hash_after} ({verdict})")
         out += self.problems[:20]
         out.append("OK" if self.ok else "PROBLEMS FOUND")
@@ -76,7 +80,9 @@ async def verify_store(node: Node, *, rebuild: bool = False) -> Report:
             expected = (prev[0] + 1, prev[1]) if prev else (1, None)
             if (event.head.seq, event.head.prev) != expected:
                 report.broken_chains += 1
-                report.problems.append(f"chain broken at {key.scope} seq {event.head.seq}: {event.id}")
+                report.problems.append(
+                    f"chain broken at {key.scope} seq {event.head.seq}: {event.id}"
+                )
             last[key] = (event.head.seq, event.id)
     if rebuild:
         await rebuild_projections(node)
@@ -113,10 +119,16 @@ async def rebuild_projections(node: Node) -> None:
             projections.apply(
                 conn,
                 projections.ProjectionInput(
-                    id=event.id, pod=head.pod, author=head.author,
+                    id=event.id,
+                    pod=head.pod,
+                    author=head.author,
                     person=pod.person_of(head.author) or head.author,
                     role=pod.role_of(head.author) or "member",
-                    scope=head.scope, seq=head.seq, ts=head.ts, kind=head.kind, body=struct,
+                    scope=head.scope,
+                    seq=head.seq,
+                    ts=head.ts,
+                    kind=head.kind,
+                    body=struct,
                 ),
             )
         for target in redacted:

@@ -20,10 +20,10 @@ from protocol.reasons import InvalidJSON, invalid
 
 MAX_SAFE_INT = 2**53
 
-_B64_RE = re.compile(r"[A-Za-z0-9_-]*")
 #: The last character of canonical base64url whose unused low bits are zero, by ``len % 4``.
 _SPARE_BITS_ZERO = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
-_FROM_URL = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")
+_FROM_URL = bytes.maketrans(b"-_+/=", b"+/***")
 _TO_URL = bytes.maketrans(b"+/", b"-_")
 
 #: A lone surrogate can come from an escape (``\\ud800``) or, in ``str`` input, be a code point.
@@ -31,7 +31,8 @@ _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 #: Only a number with 16+ digits can be an integer beyond ±2^53 or overflow a float
 #: (``1`` followed by 309 zeros); only an exponent of 3+ digits can otherwise overflow.
 _BIG_NUMBER = re.compile(r"\d{16}|[eE][+-]?\d{3}")
-_LONG_DIGITS = re.compile(rb"\d{16}")
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SIXTEEN_ZEROS = b"0" * 16
 
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -56,12 +57,17 @@ def b64d(text: str, length: int | None = None) -> bytes:
     b'kith'
     """
     spare = len(text) % 4
-    if spare == 1 or not _B64_RE.fullmatch(text):
-        raise ValueError("not canonical unpadded base64url")
+    if spare == 1:
+        raise ValueError("not canonical unpadded base64url (length)")
     if spare and text[-1] not in _SPARE_BITS_ZERO[spare]:
-        raise ValueError("non-canonical base64url (spare bits set)")
-    # The alphabet and length checks leave nothing a2b_base64 could refuse.
-    data = binascii.a2b_base64(text.encode("ascii").translate(_FROM_URL) + b"==")
+        raise ValueError("not canonical unpadded base64url (spare bits set)")
+    try:
+        # '+', '/' and '=' become '*', which strict mode refuses like any other stray byte.
+        data = binascii.a2b_base64(
+            text.encode("ascii").translate(_FROM_URL) + _PADDING[spare], strict_mode=True
+        )
+    except (UnicodeEncodeError, binascii.Error):
+        raise ValueError("not canonical unpadded base64url") from None
     if length is not None and len(data) != length:
         raise ValueError(f"expected {length} bytes, got {len(data)}")
     return data
@@ -133,25 +139,19 @@ def _reference_loads(text: str | bytes) -> Any:
     return value
 
 
-def _fast_loads(data: bytes) -> tuple[bool, Any]:
-    """msgspec's reader, when it can prove the text strict; ``(False, None)`` when unsure.
+def quotes_prove_unique(text: bytes, decoded_quotes: int) -> bool:
+    r"""True only if JSON ``text`` (already read without error) repeats no object key.
 
-    msgspec already refuses lone surrogates, a BOM, trailing data, ``NaN`` and numbers out
-    of float range, but keeps the last of repeated keys. Repeats are found by counting
-    quotes: each string of the text (key or value) has two, plus one per ``\\"`` escape,
-    and re-encoding the decoded value writes ``\\"`` for every quote character. Without an
-    escaped backslash in the text, every ``\\"`` and ``\\u0022`` there is an escape, so the
-    counts agree exactly when no string (a repeated key and its value) was dropped.
+    ``decoded_quotes`` counts the quotes msgspec writes when it re-encodes the decoded
+    value: two per string (keys and values) plus one ``\"`` per quote character inside.
+    In the text each string has two quotes plus one per ``\"`` escape, and a quote
+    character may also be escaped as ``\u0022``. Counting every ``\u0022`` (one may be
+    an escaped backslash followed by ``u0022``) can only overcount. So without repeated
+    keys both sides agree, unless that overcount happens (False: the caller falls back
+    to the exact reader); a repeated key adds at least one string (itself) that the
+    decoded value dropped, and the text's side is always larger.
     """
-    if b"\\\\" in data or _LONG_DIGITS.search(data):
-        return False, None
-    try:
-        value = _any_decoder.decode(data)
-    except (msgspec.DecodeError, ValueError, RecursionError):
-        return False, None
-    if data.count(b'"') + data.count(b"\\u0022") != _encoder.encode(value).count(b'"'):
-        return False, None
-    return True, value
+    return text.count(b'"') + text.count(b"\\u0022") == decoded_quotes
 
 
 def strict_loads(text: str | bytes) -> Any:
@@ -164,10 +164,23 @@ def strict_loads(text: str | bytes) -> Any:
     ...
     protocol.reasons.InvalidJSON: invalid:json:duplicate-key: an object repeats a key
     """
-    try:
-        data = text.encode("utf-8") if isinstance(text, str) else text
-    except UnicodeEncodeError:  # a lone surrogate code point: the reference names it
-        return _reference_loads(text)
-    proved, value = _fast_loads(data)
-    # Whatever the fast reader cannot prove strict, the reference decides (and explains).
-    return value if proved else _reference_loads(text)
+    if isinstance(text, str):
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate code point: the reference names it
+            return _reference_loads(text)
+    else:
+        data = text
+    # Fast path: msgspec already refuses lone surrogates, a BOM, trailing data, NaN and
+    # numbers beyond float range, but reads integers of any size (beyond ±2^53 needs 16
+    # digits in a row) and keeps the last of repeated keys (see quotes_prove_unique).
+    # Whatever it cannot prove strict, the reference reader decides and explains.
+    if _SIXTEEN_ZEROS not in data.translate(_DIGITS_TO_ZERO):
+        try:
+            value = _any_decoder.decode(data)
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            pass
+        else:
+            if quotes_prove_unique(data, _encoder.encode(value).count(b'"')):
+                return value
+    return _reference_loads(text)

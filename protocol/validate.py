@@ -102,8 +102,8 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def ok(self) -> bool:
-        """True when the event is (now or already) stored."""
-        return self.outcome in (Outcome.ACCEPT, Outcome.DUPLICATE)
+        """True when the event is (now or already) stored; a fork kept as proof is stored too."""
+        return self.outcome in (Outcome.ACCEPT, Outcome.DUPLICATE, Outcome.PROOF)
 
 
 def check_source(event: Event, source: Source, *, now_ms: int, home_pod: str) -> None:
@@ -190,6 +190,9 @@ def validate(
         if chain is Chain.GAP:
             return Verdict(id=event.id, outcome=Outcome.HOLD, reason=reasons.GAP, event=event, body=body)
         auth = ledger.authorize(event)
+        if auth is Authorization.UNKNOWN and source.is_client:
+            # A client's home node knows its own roster: an unknown author is no member.
+            raise RejectedEvent(reasons.UNAUTHORIZED, "the author is not a member of this pod")
         if auth is Authorization.UNKNOWN:
             return Verdict(
                 id=event.id, outcome=Outcome.HOLD, reason=reasons.UNAUTHORIZED, event=event, body=body

@@ -126,6 +126,7 @@ class Fact(msgspec.Struct, frozen=True, kw_only=True):
     subject: str | None
     ref: str | None
     data: FactData | None
+    scope: str = "pod"
 
 
 def order(fact: Fact) -> tuple[int, str]:
@@ -210,10 +211,9 @@ _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = Mapp
 _SELF_SUBJECT = frozenset({"need.posted", "offer.posted", "hours.logged"})
 
 
-def family_of(kind: str) -> Family | None:
-    """The read model a kind feeds, or ``None`` if the projections ignore it."""
-    entry = _READERS.get(kind)
-    return None if entry is None else entry[1]
+def family_of(kind: str) -> Family:
+    """The read model a projected kind feeds; ``KeyError`` for a kind ``fact_of`` ignores."""
+    return _READERS[kind][1]
 
 
 def _without_body(fact_id: str, kind: str) -> _Read:
@@ -245,6 +245,7 @@ def fact_of(ev: ProjectionInput) -> Fact | None:
         subject=subject,
         ref=ref,
         data=data,
+        scope=ev.scope,
     )
 
 

@@ -57,21 +57,21 @@ def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
     def about_need(kind: str) -> list[Fact]:
         return [f for f in about if f.kind == kind and f.subject == need_id]
 
-    claims = {f.id: f for f in about_need("claim.made")}
+    # Keyed by ``str | None`` so that a fact's optional ``ref`` can index it directly.
+    claims: dict[str | None, Fact] = {f.id: f for f in about_need("claim.made")}
     withdrawn = {
         f.ref
         for f in about
         if f.kind == "claim.withdrawn" and f.ref in claims and f.person == claims[f.ref].person
     }
-    acceptance = next(
+    accepted = next(
         (
-            f
+            claims[f.ref]
             for f in about_need("claim.accepted")
             if f.ref in claims and f.ref not in withdrawn and manages(f)
         ),
         None,
     )
-    accepted = None if acceptance is None else claims[acceptance.ref or ""]
     helper = None if accepted is None else accepted.person
     fulfilment = next(
         (f for f in about_need("fulfilment.recorded") if manages(f) or f.person == helper), None
@@ -104,6 +104,7 @@ def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
             ClaimView(id=c.id, person=c.person, ts=c.ts, status=claim_status(c.id))
             for c in claims.values()
         ),
+        scope=posted.scope,
         accepted_claim=None if accepted is None else accepted.id,
         helper=helper,
         fulfilment=None

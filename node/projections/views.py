@@ -84,6 +84,7 @@ class NeedView(msgspec.Struct, frozen=True, kw_only=True):
     helper: str | None
     fulfilment: FulfilmentView | None
     redacted: bool
+    scope: str = "pod"
 
 
 class OfferView(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +102,7 @@ class OfferView(msgspec.Struct, frozen=True, kw_only=True):
     capacity: int | None
     area: str | None
     redacted: bool
+    scope: str = "pod"
 
 
 class HoursEntryView(msgspec.Struct, frozen=True, kw_only=True):

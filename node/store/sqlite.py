@@ -9,7 +9,7 @@ returns wire bytes without re-encoding anything.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,7 +75,9 @@ BEGIN SELECT RAISE(ABORT, 'redactions are permanent'); END;
 """
 
 _json = msgspec.json.Encoder()
-_COLUMNS = "e.cursor, e.id, e.pod, e.author, e.scope, e.seq, e.ts, e.kind, e.placement, e.prefix, b.body"
+_COLUMNS = (
+    "e.cursor, e.id, e.pod, e.author, e.scope, e.seq, e.ts, e.kind, e.placement, e.prefix, b.body"
+)
 _FROM = "FROM events e LEFT JOIN bodies b ON b.id = e.id"
 
 
@@ -84,7 +86,7 @@ def envelope_prefix(head: str, sig: str) -> bytes:
     return b'{"head":' + _json.encode(head) + b',"sig":' + _json.encode(sig) + b',"body":'
 
 
-def _row(row: tuple[Any, ...]) -> StoredEvent:
+def _row(row: Sequence[Any]) -> StoredEvent:
     body = row[10]
     return StoredEvent(
         cursor=row[0],
@@ -125,8 +127,9 @@ class _Txn(WriteTxn):
 
     def insert(self, event: NewEvent) -> int | None:
         cur = self._conn.execute(
-            "INSERT OR IGNORE INTO events (id, pod, author, scope, seq, ts, kind, placement, prefix)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # Only a repeated id is a no-op; a second event at one log position must fail loudly.
+            "INSERT INTO events (id, pod, author, scope, seq, ts, kind, placement, prefix)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (
                 event.id,
                 event.pod,
@@ -160,6 +163,16 @@ class _Txn(WriteTxn):
         return row is not None
 
 
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` on aiosqlite's own thread with its sqlite3 connection.
+
+    aiosqlite serialises calls on one thread per connection; handing it a whole
+    function costs one thread hop for a batch of statements instead of one per statement.
+    """
+    result: T = await conn._execute(fn, conn._conn)  # type: ignore[no-untyped-call]
+    return result
+
+
 class SQLiteStore(Store):
     """The SQLite event store. ``extra_schema`` adds tables (projections) created on open."""
 
@@ -172,7 +185,7 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(str(self.path), isolation_level=None)
-        await self._writer._execute(_pragmas, self._writer._conn)
+        await _on_thread(self._writer, _pragmas)
         await self._writer.executescript(SCHEMA + self._extra_schema)
         await self._writer.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -211,9 +224,7 @@ class SQLiteStore(Store):
             conn.execute("COMMIT")
             return result
 
-        # aiosqlite's own thread runs the whole transaction: one hop per batch.
-        result: T = await self._w._execute(run, self._w._conn)
-        return result
+        return await _on_thread(self._w, run)
 
     async def known_ids(self, ids: Iterable[str]) -> set[str]:
         wanted = list(ids)
@@ -296,8 +307,7 @@ class SQLiteStore(Store):
             after = events[-1].cursor
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        result: T = await self._r._execute(fn, self._r._conn)
-        return result
+        return await _on_thread(self._r, fn)
 
     async def backup(self, path: str) -> None:
         target = sqlite3.connect(path)

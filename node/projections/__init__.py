@@ -1,0 +1,68 @@
+"""Read models — needs, offers, the time bank — kept inside the node's write transaction.
+
+Projections are pure functions of the event **set** (DESIGN §5): the same events applied in
+any order, on any node, give the same rows and the same ``projection_hash``. Each accepted
+event becomes an insert-only *fact*; each need, offer and time-bank entry is recomputed from
+its facts by a pure ``derive_*`` function (``needs``, ``offers``, ``timebank``), ties broken by
+``(ts, id)``. Clock-dependent statuses (``expired``) are computed when read, never stored.
+
+>>> import sqlite3
+>>> from protocol.kinds import NeedPosted
+>>> conn = sqlite3.connect(":memory:")
+>>> _ = conn.executescript(SCHEMA)
+>>> apply(conn, ProjectionInput(
+...     id="N1", pod="P", author="K", person="K", role="member", scope="pod", seq=1, ts=1000,
+...     kind="need.posted", body=NeedPosted(title="Soup", category="food", urgency="high"),
+... ))
+>>> [(n.title, n.status) for n in list_needs(conn, now_ms=2000)]
+[('Soup', 'open')]
+>>> redact(conn, "N1")
+>>> get_need(conn, "N1", now_ms=2000).title
+'[removed]'
+"""
+
+from node.projections.facts import ProjectionInput
+from node.projections.sqlite import (
+    SCHEMA,
+    apply,
+    get_need,
+    list_needs,
+    list_offers,
+    projection_hash,
+    redact,
+    reset,
+    timebank,
+)
+from node.projections.views import (
+    REMOVED,
+    ClaimView,
+    FulfilmentView,
+    HoursEntryView,
+    MemberBalance,
+    NeedView,
+    OfferView,
+    TimebankView,
+    Window,
+)
+
+__all__ = [
+    "REMOVED",
+    "SCHEMA",
+    "ClaimView",
+    "FulfilmentView",
+    "HoursEntryView",
+    "MemberBalance",
+    "NeedView",
+    "OfferView",
+    "ProjectionInput",
+    "TimebankView",
+    "Window",
+    "apply",
+    "get_need",
+    "list_needs",
+    "list_offers",
+    "projection_hash",
+    "redact",
+    "reset",
+    "timebank",
+]

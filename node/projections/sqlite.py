@@ -1,0 +1,467 @@
+"""The projections' tables in SQLite: all of their SQL lives here.
+
+Two layers, so that state is a function of the event *set* and never of arrival order:
+
+* ``pj_facts`` — one insert-only row per projected event (``INSERT OR IGNORE``: applying is a
+  set union, commutative and idempotent). Erasing a body blanks the body-derived columns of its
+  row, which then equals the row of a node that never saw the body.
+* ``pj_needs``, ``pj_offers``, ``pj_hours`` — one row per subject, **recomputed** from all of
+  that subject's facts by the pure ``derive_*`` functions whenever one of them arrives or is
+  erased; ``pj_balances`` — per person, changed by exactly what a recomputed entry changes.
+
+``pj_erased`` remembers erasures whose target has not arrived yet, so that a body arriving
+after its erasure is never projected. Everything is plain ``sqlite3`` inside the caller's
+transaction; nothing here commits. The read functions only read (the node's reader connection
+is ``query_only``).
+
+>>> conn = sqlite3.connect(":memory:")
+>>> _ = conn.executescript(SCHEMA)
+>>> len(projection_hash(conn))  # base64url of a SHA-256, unpadded
+43
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from node.projections.facts import (
+    Fact,
+    FactData,
+    Family,
+    ProjectionInput,
+    erased,
+    fact_of,
+    family_of,
+)
+from node.projections.needs import derive_need, need_status_at
+from node.projections.offers import derive_offer, offer_status_at
+from node.projections.timebank import HoursEntry, balance_changes, derive_entry, timebank_view
+from node.projections.views import NeedView, OfferView, TimebankView
+from protocol.codec import b64e
+from protocol.kinds import is_redactable
+
+__all__ = [
+    "MAX_PAGE",
+    "SCHEMA",
+    "apply",
+    "get_need",
+    "list_needs",
+    "list_offers",
+    "projection_hash",
+    "redact",
+    "reset",
+    "timebank",
+]
+
+#: The most rows one list call returns, whatever ``limit`` asks for.
+MAX_PAGE = 1000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pj_facts (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    person TEXT NOT NULL,
+    author TEXT NOT NULL,
+    role TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    subject TEXT,
+    ref TEXT,
+    data TEXT,
+    scope TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_facts_subject ON pj_facts (subject);
+CREATE INDEX IF NOT EXISTS pj_facts_ref ON pj_facts (ref);
+CREATE TABLE IF NOT EXISTS pj_erased (target TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pj_needs (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    category TEXT,
+    urgency TEXT,
+    window_end INTEGER,
+    view TEXT NOT NULL,
+    scope TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_needs_pod ON pj_needs (pod, ts, id);
+CREATE INDEX IF NOT EXISTS pj_needs_status ON pj_needs (status, ts, id);
+CREATE TABLE IF NOT EXISTS pj_offers (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    category TEXT,
+    view TEXT NOT NULL,
+    scope TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_offers_pod ON pj_offers (pod, ts, id);
+CREATE TABLE IF NOT EXISTS pj_hours (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    giver TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    minutes INTEGER NOT NULL,
+    logged_by TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_hours_status ON pj_hours (pod, status, ts, id);
+CREATE TABLE IF NOT EXISTS pj_balances (
+    pod TEXT NOT NULL,
+    person TEXT NOT NULL,
+    given INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    PRIMARY KEY (pod, person)
+) WITHOUT ROWID;
+"""
+
+_TABLES = ("pj_facts", "pj_erased", "pj_needs", "pj_offers", "pj_hours", "pj_balances")
+
+#: The materialized state the hash covers, each table in primary-key order. Facts are not
+#: hashed: two nodes agree when what they *show* agrees.
+_HASHED = (
+    "SELECT id, pod, ts, status, category, urgency, window_end, view FROM pj_needs ORDER BY id",
+    "SELECT id, pod, ts, status, category, view FROM pj_offers ORDER BY id",
+    "SELECT id, pod, giver, receiver, minutes, logged_by, ts, status FROM pj_hours ORDER BY id",
+    "SELECT pod, person, given, received FROM pj_balances ORDER BY pod, person",
+)
+
+_FACT_COLUMNS = "id, pod, kind, person, author, role, ts, subject, ref, data, scope"
+# The facts about a subject: those naming it, plus withdrawals of its claims (which name only
+# the claim).
+_FACTS_ABOUT = f"""
+SELECT {_FACT_COLUMNS} FROM pj_facts WHERE subject = :s
+UNION ALL
+SELECT {_FACT_COLUMNS} FROM pj_facts WHERE kind = 'claim.withdrawn' AND ref IN (
+    SELECT id FROM pj_facts WHERE subject = :s AND kind = 'claim.made'
+)
+"""
+
+_data_decoder = msgspec.json.Decoder(FactData)
+_need_decoder = msgspec.json.Decoder(NeedView)
+_offer_decoder = msgspec.json.Decoder(OfferView)
+_encoder = msgspec.json.Encoder()
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> None:
+    """Project one accepted event, within the caller's transaction.
+
+    Idempotent for a repeated ``id``; kinds the projections do not use are ignored. A body that
+    was erased before it arrived (see ``redact``) is not projected.
+    """
+    fact = fact_of(ev)
+    if fact is None:
+        return
+    if (
+        fact.data is not None
+        and is_redactable(fact.kind)
+        and conn.execute("SELECT 1 FROM pj_erased WHERE target = ?", (fact.id,)).fetchone()
+    ):
+        fact = erased(fact)
+    inserted = conn.execute(
+        f"INSERT OR IGNORE INTO pj_facts ({_FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _row(fact),
+    ).rowcount
+    if inserted:
+        _refresh(conn, fact)
+
+
+def redact(conn: sqlite3.Connection, target_id: str) -> None:
+    """The body of ``target_id`` was erased: project it as if the body had never been seen.
+
+    Works whether or not the target has arrived; ledger kinds (claims, fulfilments, hours) are
+    never redacted, so this leaves them as they are.
+    """
+    conn.execute("INSERT OR IGNORE INTO pj_erased (target) VALUES (?)", (target_id,))
+    rows = conn.execute(f"SELECT {_FACT_COLUMNS} FROM pj_facts WHERE id = ?", (target_id,))
+    fact = next(map(_fact, rows), None)
+    if fact is None or fact.data is None or not is_redactable(fact.kind):
+        return
+    blank = erased(fact)
+    conn.execute(
+        "UPDATE pj_facts SET subject = ?, ref = ?, data = NULL WHERE id = ?",
+        (blank.subject, blank.ref, fact.id),
+    )
+    _refresh(conn, fact)  # the subject the body named, which may be no longer named at all
+
+
+def reset(conn: sqlite3.Connection) -> None:
+    """Delete every projection row; a rebuild is ``reset`` then ``apply`` of every event.
+
+    Remembered erasures go too: in a rebuild, the store hands erased events over without bodies.
+    """
+    for table in _TABLES:
+        conn.execute(f"DELETE FROM {table}")
+
+
+def _row(fact: Fact) -> tuple[object, ...]:
+    return (
+        fact.id,
+        fact.pod,
+        fact.kind,
+        fact.person,
+        fact.author,
+        fact.role,
+        fact.ts,
+        fact.subject,
+        fact.ref,
+        None if fact.data is None else _encoder.encode(fact.data).decode(),
+        fact.scope,
+    )
+
+
+def _fact(row: Sequence[Any]) -> Fact:
+    fid, pod, kind, person, author, role, ts, subject, ref, data, scope = row
+    return Fact(
+        id=fid,
+        pod=pod,
+        kind=kind,
+        person=person,
+        author=author,
+        role=role,
+        ts=ts,
+        subject=subject,
+        ref=ref,
+        data=None if data is None else _data_decoder.decode(data),
+        scope=scope,
+    )
+
+
+def _facts_about(conn: sqlite3.Connection, subject: str) -> list[Fact]:
+    return [_fact(row) for row in conn.execute(_FACTS_ABOUT, {"s": subject})]
+
+
+def _refresh(conn: sqlite3.Connection, fact: Fact) -> None:
+    """Recompute the subject ``fact`` is about (found through its claim, if it names one only)."""
+    subject = fact.subject
+    if subject is None and fact.ref is not None:
+        row = conn.execute(
+            "SELECT subject FROM pj_facts WHERE id = ? AND kind = 'claim.made'", (fact.ref,)
+        ).fetchone()
+        subject = None if row is None else row[0]
+    if subject is not None:
+        _RECOMPUTE[family_of(fact.kind)](conn, subject)
+
+
+def _recompute_need(conn: sqlite3.Connection, need_id: str) -> None:
+    view = derive_need(need_id, _facts_about(conn, need_id))
+    if view is None:
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO pj_needs (id, pod, ts, status, category, urgency, window_end,"
+        " view, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            view.id,
+            view.pod,
+            view.ts,
+            view.status,
+            view.category,
+            view.urgency,
+            None if view.window is None else view.window.end,
+            _encoder.encode(view).decode(),
+            view.scope,
+        ),
+    )
+
+
+def _recompute_offer(conn: sqlite3.Connection, offer_id: str) -> None:
+    view = derive_offer(offer_id, _facts_about(conn, offer_id))
+    if view is None:
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO pj_offers (id, pod, ts, status, category, view, scope)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            view.id,
+            view.pod,
+            view.ts,
+            view.status,
+            view.category,
+            _encoder.encode(view).decode(),
+            view.scope,
+        ),
+    )
+
+
+_ENTRY_COLUMNS = "id, pod, giver, receiver, minutes, logged_by, ts, status"
+
+
+def _entry(row: Sequence[Any]) -> HoursEntry:
+    eid, pod, giver, receiver, minutes, logged_by, ts, status = row
+    return HoursEntry(
+        id=eid,
+        pod=pod,
+        giver=giver,
+        receiver=receiver,
+        minutes=minutes,
+        logged_by=logged_by,
+        ts=ts,
+        status=status,
+    )
+
+
+def _recompute_hours(conn: sqlite3.Connection, entry_id: str) -> None:
+    new = derive_entry(entry_id, _facts_about(conn, entry_id))
+    if new is None:
+        return
+    rows = conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM pj_hours WHERE id = ?", (entry_id,))
+    old = next(map(_entry, rows), None)
+    conn.execute(
+        f"INSERT OR REPLACE INTO pj_hours ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (new.id, new.pod, new.giver, new.receiver, new.minutes, new.logged_by, new.ts, new.status),
+    )
+    for person, (given, received) in balance_changes(old, new).items():
+        conn.execute(
+            "INSERT INTO pj_balances (pod, person, given, received) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (pod, person) DO UPDATE SET"
+            " given = given + excluded.given, received = received + excluded.received",
+            (new.pod, person, given, received),
+        )
+        # A person with no confirmed entry has no row, however they came to have none.
+        conn.execute(
+            "DELETE FROM pj_balances WHERE pod = ? AND person = ? AND given = 0 AND received = 0",
+            (new.pod, person),
+        )
+
+
+_RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str], None]] = {
+    "need": _recompute_need,
+    "offer": _recompute_offer,
+    "hours": _recompute_hours,
+}
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _page(where: list[str], params: list[object], table: str, after: str | None, limit: int) -> str:
+    if after is not None:
+        where.append(f"(ts, id) < (SELECT ts, id FROM {table} WHERE id = ?)")
+        params.append(after)
+    params.append(max(0, min(limit, MAX_PAGE)))
+    clause = " AND ".join(where) or "1"
+    return f"SELECT view FROM {table} WHERE {clause} ORDER BY ts DESC, id DESC LIMIT ?"
+
+
+def _scopes(where: list[str], params: list[object], scopes: Sequence[str] | None) -> None:
+    """Only rows in these scopes (the reader's rights); ``None`` means no restriction."""
+    if scopes is not None:
+        where.append(f"scope IN ({','.join('?' * len(scopes))})" if scopes else "0")
+        params.extend(scopes)
+
+
+def list_needs(
+    conn: sqlite3.Connection,
+    *,
+    now_ms: int,
+    status: str | None = None,
+    category: str | None = None,
+    urgency: str | None = None,
+    pod: str | None = None,
+    limit: int = 100,
+    after: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> list[NeedView]:
+    """Needs, newest first (by ``ts``, then ``id``), filtered; ``after`` is the last id seen.
+
+    ``status`` may be any ``NeedStatus``, ``expired`` included (an open need whose window ended
+    before ``now_ms``). An unknown ``after`` id gives an empty page.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if status == "open":
+        where.append("status = 'open' AND (window_end IS NULL OR window_end >= ?)")
+        params.append(now_ms)
+    elif status == "expired":
+        where.append("status = 'open' AND window_end < ?")
+        params.append(now_ms)
+    elif status is not None:
+        where.append("status = ?")
+        params.append(status)
+    for column, value in (("pod", pod), ("category", category), ("urgency", urgency)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    _scopes(where, params, scopes)
+    sql = _page(where, params, "pj_needs", after, limit)
+    return [_need_at(row[0], now_ms) for row in conn.execute(sql, params)]
+
+
+def get_need(conn: sqlite3.Connection, need_id: str, *, now_ms: int) -> NeedView | None:
+    """One need as of ``now_ms``, or ``None`` if it is not known (yet)."""
+    row = conn.execute("SELECT view FROM pj_needs WHERE id = ?", (need_id,)).fetchone()
+    return None if row is None else _need_at(row[0], now_ms)
+
+
+def _need_at(text: str, now_ms: int) -> NeedView:
+    view = _need_decoder.decode(text)
+    status = need_status_at(view, now_ms)
+    return view if status == view.status else msgspec.structs.replace(view, status=status)
+
+
+def list_offers(
+    conn: sqlite3.Connection,
+    *,
+    now_ms: int,
+    category: str | None = None,
+    pod: str | None = None,
+    include_withdrawn: bool = False,
+    limit: int = 100,
+    after: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> list[OfferView]:
+    """Offers, newest first; expired ones are listed (as ``expired``), withdrawn ones on request."""
+    where: list[str] = [] if include_withdrawn else ["status = 'open'"]
+    params: list[object] = []
+    for column, value in (("pod", pod), ("category", category)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    _scopes(where, params, scopes)
+    sql = _page(where, params, "pj_offers", after, limit)
+    offers = []
+    for (text,) in conn.execute(sql, params):
+        view = _offer_decoder.decode(text)
+        status = offer_status_at(view, now_ms)
+        offers.append(
+            view if status == view.status else msgspec.structs.replace(view, status=status)
+        )
+    return offers
+
+
+def timebank(
+    conn: sqlite3.Connection, *, pod: str, limit_minutes: int | None = None
+) -> TimebankView:
+    """The pod's balances (confirmed entries only) and its entries awaiting confirmation."""
+    balances = {
+        person: (given, received)
+        for person, given, received in conn.execute(
+            "SELECT person, given, received FROM pj_balances WHERE pod = ?", (pod,)
+        )
+    }
+    pending = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM pj_hours WHERE pod = ? AND status = 'pending'", (pod,)
+    )
+    return timebank_view(pod, balances, map(_entry, pending), limit_minutes)
+
+
+def projection_hash(conn: sqlite3.Connection) -> str:
+    """base64url SHA-256 of all materialized state in a canonical order; nodes holding the same
+    event set get the same hash, whatever the order they applied it in and whatever their clock.
+    """
+    digest = hashlib.sha256()
+    for sql in _HASHED:
+        digest.update(b"#\n")  # table separator: a row is never this
+        for row in conn.execute(sql):
+            digest.update(_encoder.encode(tuple(row)))
+            digest.update(b"\n")
+    return b64e(digest.digest())

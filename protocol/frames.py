@@ -1,0 +1,222 @@
+"""Stream frames (``/v1/stream``) and the ``Filter`` shared with ``GET /v1/events``.
+
+Frames are JSON arrays in the spirit of Nostr's NIP-01 (settled; see ``docs/streams.md``)::
+
+    client → node   ["SUB", sub_id, {"filters": [filter, ...], "after": cursor | null}]
+                    ["UNSUB", sub_id]   ["AUTH", token]   ["EVENT", envelope]
+    node → client   ["EVENT", sub_id, envelope, cursor]   ["LIVE", sub_id, cursor]
+                    ["CLOSED", sub_id, reason]   ["NOTICE", text]   ["CHALLENGE", nonce]
+                    ["OK", id, ok, reason]
+
+Client frames are msgspec tagged ``array_like`` structs decoded by one ``Decoder``.
+Node frames are built by concatenation so an event's envelope is encoded once and its
+bytes reused for every subscriber: only the ``sub_id`` prefix and the cursor differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from protocol.kinds import Category, Urgency, kind_matches
+from protocol.reasons import RejectedEvent, invalid
+
+MAX_FILTERS = 10
+MAX_FILTER_VALUES = 256
+MAX_LIMIT = 10_000
+SUB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+ID_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+KIND_FILTER_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$"
+
+SubId = Annotated[str, msgspec.Meta(pattern=SUB_ID_PATTERN)]
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+KindFilter = Annotated[str, msgspec.Meta(pattern=KIND_FILTER_PATTERN, max_length=64)]
+Values = msgspec.Meta(max_length=MAX_FILTER_VALUES)
+
+
+class Filter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """NIP-01-style filter: fields AND, values inside a field OR; absent fields match all.
+
+    ``kinds`` entries may be ``need.*`` (prefix) or ``*``; ``since``/``until`` are inclusive
+    ``ts`` bounds in ms; ``limit`` (backfill only) keeps the last N stored matches.
+    Care-domain fields: ``category`` and ``urgency`` match the body of needs, offers and
+    referrals; ``need`` selects everything about one need (the need, its updates, claims,
+    acceptances, fulfilment, withdrawal and redactions).
+    """
+
+    ids: Annotated[tuple[Id, ...], Values] = ()
+    authors: Annotated[tuple[Id, ...], Values] = ()
+    kinds: Annotated[tuple[KindFilter, ...], Values] = ()
+    scopes: Annotated[tuple[Literal["pod", "peers", "public"], ...], Values] = ()
+    pods: Annotated[tuple[Id, ...], Values] = ()
+    since: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    until: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] | None = None
+    category: Annotated[tuple[Category, ...], Values] = ()
+    urgency: Annotated[tuple[Urgency, ...], Values] = ()
+    need: Id | None = None
+
+    @property
+    def needs_body(self) -> bool:
+        """Does matching look inside bodies?"""
+        return bool(self.category or self.urgency or self.need)
+
+
+class EventFacts(msgspec.Struct, frozen=True):
+    """What a filter looks at: head facts, the id, and the parsed body (or None)."""
+
+    id: str
+    pod: str
+    author: str
+    scope: str
+    kind: str
+    ts: int
+    body: Mapping[str, Any] | None = None
+
+
+#: Body fields that point at a need, directly or through a claim.
+_NEED_REFS = ("need", "target")
+
+
+def matches(f: Filter, ev: EventFacts, claims_of_need: frozenset[str] = frozenset()) -> bool:
+    """Does ``ev`` match ``f``? ``claims_of_need`` lets ``claim.withdrawn`` match its need."""
+    if f.ids and ev.id not in f.ids:
+        return False
+    if f.authors and ev.author not in f.authors:
+        return False
+    if f.kinds and not any(kind_matches(k, ev.kind) for k in f.kinds):
+        return False
+    if f.scopes and ev.scope not in f.scopes:
+        return False
+    if f.pods and ev.pod not in f.pods:
+        return False
+    if f.since is not None and ev.ts < f.since:
+        return False
+    if f.until is not None and ev.ts > f.until:
+        return False
+    body = ev.body or {}
+    if f.category and body.get("category") not in f.category:
+        return False
+    if f.urgency and body.get("urgency") not in f.urgency:
+        return False
+    if f.need is not None:
+        about = ev.id == f.need or any(body.get(ref) == f.need for ref in _NEED_REFS)
+        if not about and not (body.get("claim") in claims_of_need and ev.kind.startswith("claim.")):
+            return False
+    return True
+
+
+class SubRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The third element of a SUB frame."""
+
+    filters: Annotated[tuple[Filter, ...], msgspec.Meta(min_length=1, max_length=MAX_FILTERS)]
+    after: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class Sub(msgspec.Struct, frozen=True, array_like=True, tag="SUB"):
+    """Open (or replace) a subscription."""
+
+    sub_id: SubId
+    request: SubRequest
+
+
+class Unsub(msgspec.Struct, frozen=True, array_like=True, tag="UNSUB"):
+    """Close a subscription."""
+
+    sub_id: SubId
+
+
+class Auth(msgspec.Struct, frozen=True, array_like=True, tag="AUTH"):
+    """Answer the node's CHALLENGE with a token (purpose ``stream``, nonce = the challenge)."""
+
+    token: Annotated[str, msgspec.Meta(max_length=512)]
+
+
+class Publish(msgspec.Struct, frozen=True, array_like=True, tag="EVENT"):
+    """Publish one event; answered by ``["OK", id, ok, reason]``."""
+
+    envelope: msgspec.Raw
+
+
+ClientFrame = Sub | Unsub | Auth | Publish
+_client_decoder = msgspec.json.Decoder(ClientFrame)
+_encoder = msgspec.json.Encoder()
+VERBS = ("SUB", "UNSUB", "AUTH", "EVENT")
+
+
+def decode_client_frame(data: bytes | str, *, max_bytes: int) -> ClientFrame:
+    """Decode one client frame; raise ``RejectedEvent`` with a reason for anything else.
+
+    Reasons: ``too-large``, ``invalid:frame:json``, ``invalid:frame:verb``,
+    ``invalid:frame:<detail>`` (the msgspec path of the bad part).
+    """
+    if len(data) > max_bytes:
+        raise RejectedEvent("too-large", f"a frame is at most {max_bytes} bytes")
+    try:
+        return _client_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if text.endswith("- at `$[0]`") or text.startswith("Expected `array`, got"):
+            message = f"a frame is [VERB, ...] with VERB one of {', '.join(VERBS)}"
+            raise RejectedEvent(invalid("frame:verb"), message) from None
+        if " - at `$" not in text:
+            raise RejectedEvent(invalid("frame:length"), "wrong number of elements for this verb") from None
+        # The path names the bad element (e.g. ``[2].filters[0].kinds[0]``), never its value.
+        path = text.rsplit(" - at `$", 1)[1].rstrip("`")
+        raise RejectedEvent(invalid(f"frame:{path}"), text.split(" - at ")[0][:200]) from None
+    except msgspec.DecodeError:
+        raise RejectedEvent(invalid("frame:json"), "a frame is one JSON array") from None
+
+
+def sub_id_of(data: bytes | str) -> str | None:
+    """Best effort: the sub_id of a SUB/UNSUB frame that failed to decode (to CLOSE it)."""
+    try:
+        value = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(value, list) and len(value) >= 2 and value[0] in ("SUB", "UNSUB"):
+        sub = value[1]
+        if isinstance(sub, str) and msgspec.json.decode(_encoder.encode(sub)) == sub and len(sub) <= 64:
+            return sub
+    return None
+
+
+def _s(text: str) -> str:
+    return _encoder.encode(text).decode()
+
+
+def event_prefix(sub_id: str) -> str:
+    """``["EVENT","<sub_id>",`` — built once per subscription."""
+    return '["EVENT",' + _s(sub_id) + ","
+
+
+def event_frame(prefix: str, envelope: str, cursor: int) -> str:
+    """One EVENT frame from a subscription prefix and an envelope encoded once per event."""
+    return f"{prefix}{envelope},{cursor}]"
+
+
+def live_frame(sub_id: str, cursor: int) -> str:
+    """``["LIVE", sub_id, cursor]``: backfill is done; what follows is live."""
+    return f'["LIVE",{_s(sub_id)},{cursor}]'
+
+
+def closed_frame(sub_id: str, reason: str) -> str:
+    """``["CLOSED", sub_id, reason]``."""
+    return f'["CLOSED",{_s(sub_id)},{_s(reason)}]'
+
+
+def notice_frame(text: str) -> str:
+    """``["NOTICE", text]``."""
+    return f'["NOTICE",{_s(text)}]'
+
+
+def challenge_frame(nonce: str) -> str:
+    """``["CHALLENGE", nonce]``."""
+    return f'["CHALLENGE",{_s(nonce)}]'
+
+
+def ok_frame(event_id: str | None, ok: bool, reason: str | None) -> str:
+    """``["OK", id, ok, reason]``."""
+    return _encoder.encode(["OK", event_id, ok, reason]).decode()
