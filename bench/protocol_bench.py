@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import itertools
 import random
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from protocol.codec import b64d  # noqa: E402
-from protocol.crypto import SigningKey, sha256_b64, verify  # noqa: E402
-from protocol.envelope import Event, Scope, encode_envelope, sign_event  # noqa: E402
-from protocol.logs import LogKey, LogState  # noqa: E402
-from protocol.validate import CLIENT, Authorization, Outcome, validate  # noqa: E402
+from protocol.codec import b64d
+from protocol.crypto import SigningKey, sha256_b64, verify
+from protocol.envelope import Event, Scope, encode_envelope, sign_event
+from protocol.logs import LogKey, LogState
+from protocol.validate import CLIENT, Authorization, Outcome, validate
 
 TARGET_RATIO = 0.85
 BASE_TS = 1_760_000_000_000

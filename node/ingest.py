@@ -28,7 +28,7 @@ from node.roster import Roster
 from node.store.base import NewEvent, Placement, Store, WriteTxn
 from protocol import reasons
 from protocol.envelope import Envelope, Event, Head, check_body, decode_envelope, parse_event
-from protocol.kinds import REDACTABLE_KINDS, ROSTER_KINDS, EventRedacted, validate_body
+from protocol.kinds import ROSTER_KINDS, EventRedacted, is_redactable, validate_body
 from protocol.logs import Chain, LogKey, LogState
 from protocol.reasons import RejectedEvent
 from protocol.validate import Authorization, Source, check_chain, check_signature, check_source
@@ -440,7 +440,7 @@ class _Batch:
         redaction = self.pending_redactions.get(event.id) or ing._pending_redactions.get(event.id)
         erase = (
             body is not None
-            and head.kind in REDACTABLE_KINDS
+            and is_redactable(head.kind)
             and redaction is not None
             and self.may_redact(redaction[1], head)
         )
@@ -509,7 +509,7 @@ class _Batch:
             return
 
         stored = _Target(*row)
-        if stored.kind not in REDACTABLE_KINDS or not self.may_redact(redaction.head, stored):
+        if not is_redactable(stored.kind) or not self.may_redact(redaction.head, stored):
             return
         txn.record_redaction(target, redaction.id)
         txn.drop_body(target)

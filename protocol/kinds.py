@@ -542,8 +542,9 @@ _REDACTABLE_PATTERNS = ("need.*", "offer.*", "profile.set", "report.filed")
 
 #: Kinds that define who may sign what; public scope, synced first.
 ROSTER_KINDS = _known("pod.created", "pod.root_rotated", "node.key", "member.*")
-#: Known kinds whose bodies ``event.redacted`` may erase (see ``is_redactable``).
-REDACTABLE_KINDS = _known(*_REDACTABLE_PATTERNS)
+#: Withdrawals change state and carry only a reference (and a short reason): erasing one
+#: would silently re-open what it closed, so they are not redactable (docs/decisions.md).
+_NOT_REDACTABLE_SUFFIX = ".withdrawn"
 #: Kinds that are records of what happened between people: never redactable.
 LEDGER_KINDS = _known("hours.*", "claim.*", "fulfilment.*")
 #: Kinds readable by the pod's coordinators only (DESIGN §4).
@@ -556,7 +557,13 @@ def is_redactable(kind: str) -> bool:
     Decided by family, not by the known-kind list, so that a node that does not know a newer
     ``need.*`` kind still agrees with one that does — erasure must converge across nodes.
     """
+    if kind.endswith(_NOT_REDACTABLE_SUFFIX):
+        return False
     return any(kind_matches(p, kind) for p in _REDACTABLE_PATTERNS)
+
+
+#: Known kinds whose bodies ``event.redacted`` may erase (see ``is_redactable``).
+REDACTABLE_KINDS = frozenset(k for k in KNOWN_KINDS if is_redactable(k))
 
 
 # --- validation ---------------------------------------------------------------------------

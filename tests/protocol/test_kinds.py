@@ -479,9 +479,7 @@ def test_kind_families() -> None:
     assert set(REDACTABLE_KINDS) == {
         "need.posted",
         "need.updated",
-        "need.withdrawn",
         "offer.posted",
-        "offer.withdrawn",
         "profile.set",
         "report.filed",
     }
@@ -502,7 +500,9 @@ def test_kind_families() -> None:
     ("kind", "redactable"),
     [
         ("need.posted", True),
-        ("offer.withdrawn", True),
+        ("offer.withdrawn", False),  # would silently re-open the offer
+        ("need.withdrawn", False),
+        ("need.updated", True),
         ("profile.set", True),
         ("report.filed", True),
         ("need.reopened", True),  # a newer kind of a redactable family: every node agrees

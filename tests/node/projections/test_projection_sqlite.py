@@ -305,18 +305,19 @@ def test_erasing_before_arrival_keeps_the_body_out(
     assert projection_hash(conn) == projection_hash(other)
 
 
-def test_erasing_an_update_or_a_withdrawal_undoes_its_effect(
+def test_erasing_an_update_undoes_it_but_a_withdrawal_is_not_erasable(
     conn: sqlite3.Connection, other: sqlite3.Connection
 ) -> None:
-    # Neither body says which need it was about once erased, so a node that never saw them
-    # cannot apply them; a node that did must forget them too.
+    # An erased update no longer says which need it was about, so a node that never saw its
+    # body cannot apply it; a node that did must forget it too. Withdrawals are not
+    # redactable (erasing one would silently re-open the need): redact() leaves them be.
     withdrawn = event("w", "need.withdrawn", NeedWithdrawn(need=key("soup")), ALICE, 500)
     apply_all(conn, SOUP, NEED_HISTORY[0], withdrawn)
     redact(conn, key("u"))
     redact(conn, key("w"))
     need = get_need(conn, key("soup"), now_ms=0)
-    assert need is not None and (need.title, need.status, need.redacted) == ("soup", "open", False)
-    apply(other, SOUP)
+    assert need is not None and (need.title, need.status, need.redacted) == ("soup", "withdrawn", False)
+    apply_all(other, SOUP, withdrawn)
     assert projection_hash(conn) == projection_hash(other)
 
 
