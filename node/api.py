@@ -20,6 +20,7 @@ from node.access import EventFacts, Reader, may_read, readable_scopes
 from node.app import VERSION, Node
 from node.ingest import Result
 from node.store.base import EventQuery, StoredEvent
+from node.streams import stream_handler
 from protocol.envelope import Envelope
 from protocol.logs import LogKey
 from protocol.reasons import InvalidToken
@@ -233,6 +234,15 @@ def _visible_scopes(reader: Reader) -> tuple[str, ...]:
     return readable_scopes(reader)
 
 
+def _for_reader(view: projections.NeedView, reader: Reader) -> projections.NeedView:
+    """Who claimed and who helps come from pod-scope events: only members see them."""
+    if reader.is_member:
+        return view
+    return msgspec.structs.replace(
+        view, claims=(), accepted_claim=None, helper=None, fulfilment=None
+    )
+
+
 @get("/v1/needs", summary="Needs (read model)")
 async def get_needs(
     request: Request[Any, Any, Any],
@@ -261,7 +271,7 @@ async def get_needs(
             scopes=scopes,
         )
 
-    return await node.store.read(read)
+    return [_for_reader(view, reader) for view in await node.store.read(read)]
 
 
 @get("/v1/needs/{need_id:str}", summary="One need")
@@ -274,7 +284,7 @@ async def get_need(
     view = await node.store.read(lambda conn: projections.get_need(conn, need_id, now_ms=now))
     if view is None or view.scope not in _visible_scopes(reader):
         return _problem(404, "not-found", "no such need")
-    return view
+    return _for_reader(view, reader)
 
 
 @get("/v1/offers", summary="Offers (read model)")
@@ -376,6 +386,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             well_known,
             healthz,
             metrics,
+            stream_handler,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

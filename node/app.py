@@ -7,10 +7,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
+
 from node import projections
 from node.access import ANONYMOUS, Reader
 from node.datadir import Config, DataDir, KeyFile
+from node.fanout import Fanout
 from node.ingest import Ingestor
+from node.streams import StreamLimits
 from node.store.sqlite import SQLiteStore
 from protocol.crypto import SigningKey
 from protocol.reasons import InvalidToken
@@ -30,6 +34,10 @@ class Node:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kith-verify")
         self.store = SQLiteStore(datadir.db_path, extra_schema=projections.SCHEMA)
         self.ingest = Ingestor(self.store, home_pod=self.config.pod, executor=self.executor)
+        self.fanout = Fanout()
+        self.ingest.listeners.append(self.fanout.publish)
+        self.stream_limits = StreamLimits()
+        self.stream_connections: dict[str, int] = {}
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None
         self._hash_lock = asyncio.Lock()
@@ -43,6 +51,7 @@ class Node:
         """Open the store and start the writer."""
         await self.store.open()
         await self.ingest.start()
+        self.fanout.published = await self.store.last_cursor()
 
     async def stop(self) -> None:
         """Finish queued writes and close."""
@@ -106,6 +115,7 @@ class Node:
             "cursor": await self.store.last_cursor(),
             "projection_hash": await self.projection_hash(),
             "timebank_limit_minutes": self.config.timebank_limit_minutes,
+            "streams": msgspec.to_builtins(self.stream_limits),
             "held_events": self.ingest.held_count(),
             "forked_logs": len(self.ingest.forked_logs),
         }

@@ -91,13 +91,17 @@ async def populate(node: Node, seed: int = 7) -> dict[str, KeyFile]:
             "area": "Elm & 5th",
             "minutes_estimate": minutes,
         }
-        need_ids.append((await signer.post(people[who].signing_key(), "need.posted", body), who))
+        # Demo needs and offers are public so a visitor sees them without a token; a real
+        # pod posts needs in `pod` scope (the CLI's default).
+        asker = people[who].signing_key()
+        need_ids.append((await signer.post(asker, "need.posted", body, scope="public"), who))
     for title, category, capacity in OFFERS:
         who = rng.choice(names)
         await signer.post(
             people[who].signing_key(),
             "offer.posted",
             {"title": title, "category": category, "capacity": capacity},
+            scope="public",
         )
     # Half the needs get a helper; some of those are done and their hours logged.
     for index, (need, asker) in enumerate(need_ids[:5]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from typing import Any
 
@@ -91,7 +92,7 @@ def _check_numbers(value: Any) -> None:
         if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             raise InvalidJSON(invalid("json:int-range"), "an integer is outside ±2^53")
     elif isinstance(value, float):
-        if value in (float("inf"), float("-inf")):
+        if math.isinf(value):
             raise InvalidJSON(invalid("json:number"), "a number is too large to be finite")
     elif isinstance(value, dict):
         for item in value.values():

@@ -155,7 +155,7 @@ def decode_client_frame(data: bytes | str, *, max_bytes: int) -> ClientFrame:
     if len(data) > max_bytes:
         raise RejectedEvent("too-large", f"a frame is at most {max_bytes} bytes")
     try:
-        return _client_decoder.decode(data)
+        frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.ValidationError as exc:
         text = str(exc)
         if text.endswith("- at `$[0]`") or text.startswith("Expected `array`, got"):
@@ -168,6 +168,7 @@ def decode_client_frame(data: bytes | str, *, max_bytes: int) -> ClientFrame:
         raise RejectedEvent(invalid(f"frame:{path}"), text.split(" - at ")[0][:200]) from None
     except msgspec.DecodeError:
         raise RejectedEvent(invalid("frame:json"), "a frame is one JSON array") from None
+    return frame
 
 
 def sub_id_of(data: bytes | str) -> str | None:

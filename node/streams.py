@@ -1,0 +1,331 @@
+"""``/v1/stream``: clients subscribe to events over a websocket (see ``docs/streams.md``).
+
+One connection = one receive loop (frames in), one sender task (frames out, from a bounded
+outbox), and any number of subscriptions routed by the node's ``Fanout``. A SUB is first
+registered with the fanout (live events wait in its pending list), then its backfill is read
+from the store in cursor order, then the pending events past the backfill are queued and
+``LIVE`` is sent: no gap and no duplicate at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from node.access import EventFacts as AccessFacts
+from node.access import Reader, may_read, readable_scopes
+from node.fanout import Outbox, SubState, Subscription, _parse_body
+from node.store.base import EventQuery, StoredEvent
+from protocol.codec import b64e
+from protocol.envelope import MAX_ENVELOPE_BYTES
+from protocol.frames import (
+    Auth,
+    EventFacts,
+    Filter,
+    Publish,
+    Sub,
+    Unsub,
+    challenge_frame,
+    closed_frame,
+    decode_client_frame,
+    event_frame,
+    live_frame,
+    notice_frame,
+    ok_frame,
+    sub_id_of,
+)
+from protocol.reasons import InvalidToken, RejectedEvent
+from protocol.validate import CLIENT
+
+if TYPE_CHECKING:
+    from node.app import Node
+
+log = logging.getLogger("kith.streams")
+
+
+class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Hard limits, announced in ``/.well-known/kith``."""
+
+    subs_per_connection: int = 20
+    filters_per_sub: int = 10
+    frame_bytes: int = MAX_ENVELOPE_BYTES + 4096
+    connections_per_ip: int = 256
+    outbox_frames: int = 20_000
+    outbox_bytes: int = 16 * 1024 * 1024
+    pending_frames: int = 20_000
+    backfill_page: int = 500
+
+
+def to_query(
+    f: Filter, reader: Reader, *, after: int | None, limit: int, descending: bool = False
+) -> EventQuery:
+    """The store query for a filter, narrowed to what the reader may see at all."""
+    allowed = readable_scopes(reader)
+    scopes = tuple(s for s in f.scopes if s in allowed) if f.scopes else allowed
+    return EventQuery(
+        ids=f.ids,
+        authors=f.authors,
+        kinds=f.kinds,
+        scopes=scopes,
+        pods=f.pods,
+        since=f.since,
+        until=f.until,
+        after=after,
+        limit=limit,
+        descending=descending,
+    )
+
+
+class StreamConnection:
+    """One client websocket."""
+
+    def __init__(self, node: Node, socket: WebSocket[Any, Any, Any], limits: StreamLimits) -> None:
+        self.node = node
+        self.socket = socket
+        self.limits = limits
+        self.reader: Reader = node.anonymous()
+        self.outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
+        self.subs: dict[str, Subscription] = {}
+        self.nonce = b64e(os.urandom(18))
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def current_reader(self) -> Reader:
+        """The reader as of now (AUTH may upgrade it mid-connection)."""
+        return self.reader
+
+    async def run(self) -> None:
+        """Serve the connection until the client leaves."""
+        sender = asyncio.create_task(self._send_loop())
+        self.outbox.force(challenge_frame(self.nonce))
+        try:
+            while True:
+                data = await self.socket.receive_data("text")
+                await self.handle(data)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for sub in list(self.subs.values()):
+                sub.close("closed", notify=False)
+            for task in list(self._tasks):
+                task.cancel()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _send_loop(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                for frame in await self.outbox.take():
+                    await self.socket.send_text(frame)
+
+    async def handle(self, data: str | bytes) -> None:
+        """Handle one client frame; a bad frame gets NOTICE or CLOSED, never a crash."""
+        try:
+            frame = decode_client_frame(data, max_bytes=self.limits.frame_bytes)
+        except RejectedEvent as exc:
+            sub_id = sub_id_of(data) if len(data) <= self.limits.frame_bytes else None
+            if sub_id is not None and exc.reason.startswith("invalid:frame:[2]"):
+                self.outbox.force(closed_frame(sub_id, f"{exc.reason}: {exc.message}"))
+            else:
+                self.outbox.force(notice_frame(f"{exc.reason}: {exc.message}"))
+            return
+        if isinstance(frame, Sub):
+            self.subscribe(frame)
+        elif isinstance(frame, Unsub):
+            sub = self.subs.get(frame.sub_id)
+            if sub is None:
+                self.outbox.force(notice_frame(f"invalid:sub: no subscription {frame.sub_id!r}"))
+            else:
+                sub.close("unsubscribed")
+        elif isinstance(frame, Auth):
+            self.authenticate(frame.token)
+        elif isinstance(frame, Publish):
+            await self.publish(bytes(frame.envelope))
+
+    def authenticate(self, token: str) -> None:
+        """AUTH: a member token answering this connection's CHALLENGE."""
+        try:
+            self.reader = self.node.reader_for_token(token, purpose="stream", nonce=self.nonce)
+        except InvalidToken as exc:
+            self.outbox.force(notice_frame(f"auth-failed: {exc.reason}: {exc.message}"))
+            return
+        self.outbox.force(notice_frame(f"auth: ok as {self.reader.role} of pod {self.reader.pod}"))
+
+    async def publish(self, raw: bytes) -> None:
+        """EVENT from the client: ingest it and answer OK."""
+        result = (await self.node.ingest.submit([raw], CLIENT))[0]
+        self.outbox.force(ok_frame(result.id, result.ok, result.reason))
+
+    def subscribe(self, frame: Sub) -> None:
+        """SUB: register with the fanout, then backfill in the background."""
+        if frame.sub_id in self.subs:
+            self.outbox.force(
+                closed_frame(frame.sub_id, "duplicate: this sub_id is already open; UNSUB it first")
+            )
+            return
+        if len(self.subs) >= self.limits.subs_per_connection:
+            self.outbox.force(
+                closed_frame(
+                    frame.sub_id,
+                    f"rate-limited: at most {self.limits.subs_per_connection} subscriptions per connection",
+                )
+            )
+            return
+        sub = Subscription(
+            frame.sub_id,
+            frame.request.filters,
+            self.outbox,
+            self.current_reader,
+            max_pending=self.limits.pending_frames,
+            on_close=self._closed,
+        )
+        self.subs[frame.sub_id] = sub
+        self.node.fanout.add(sub)
+        task = asyncio.create_task(self._backfill(sub, frame.request.after))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _closed(self, sub: Subscription) -> None:
+        self.node.fanout.remove(sub)
+        if self.subs.get(sub.sub_id) is sub:
+            del self.subs[sub.sub_id]
+
+    async def _backfill(self, sub: Subscription, after: int | None) -> None:
+        try:
+            sub.last_cursor = after or 0
+            async for stored in self._stored_matches(sub, after):
+                if sub.state is SubState.CLOSED:
+                    return
+                text = stored.envelope.decode()
+                if not self.outbox.offer(event_frame(sub.prefix, text, stored.cursor)):
+                    await self.outbox.room()
+                    self.outbox.force(event_frame(sub.prefix, text, stored.cursor))
+                sub.last_cursor = stored.cursor
+                if self.outbox.bytes > self.outbox.max_bytes // 2:
+                    await self.outbox.room()
+            # Everything committed up to `covered` is either backfilled or in `pending`
+            # once the fanout has routed it: wait for that, then flush and go live.
+            covered = await self.node.store.last_cursor()
+            await self.node.fanout.wait_published(covered)
+            if sub.state is SubState.CLOSED:
+                return
+            for cursor, frame in sub.pending:
+                if cursor > sub.last_cursor and self.outbox.offer(frame):
+                    sub.last_cursor = cursor
+                elif cursor > sub.last_cursor:
+                    sub.close(f"slow: resume after {sub.last_cursor}")
+                    return
+            sub.pending = []
+            sub.last_cursor = max(sub.last_cursor, covered)
+            sub.state = SubState.LIVE
+            self.outbox.force(live_frame(sub.sub_id, sub.last_cursor))
+        except Exception:  # pragma: no cover - a store failure must not kill the connection
+            log.exception("backfill failed")
+            sub.close("error: backfill failed; resubscribe")
+
+    async def _stored_matches(
+        self, sub: Subscription, after: int | None
+    ) -> AsyncIterator[StoredEvent]:
+        """Stored events matching any filter, in cursor order, each once."""
+        streams = [self._filter_stream(f, after) for f in sub.filters]
+        heap: list[tuple[int, int, StoredEvent]] = []
+        for index, stream in enumerate(streams):
+            first = await anext(stream, None)
+            if first is not None:
+                heapq.heappush(heap, (first.cursor, index, first))
+        last = -1
+        while heap:
+            cursor, index, stored = heapq.heappop(heap)
+            nxt = await anext(streams[index], None)
+            if nxt is not None:
+                heapq.heappush(heap, (nxt.cursor, index, nxt))
+            if cursor == last:
+                continue
+            last = cursor
+            facts = AccessFacts(stored.pod, stored.author, stored.scope, stored.kind)
+            if not may_read(self.reader, facts):
+                continue
+            yield stored
+
+    async def _filter_stream(self, f: Filter, after: int | None) -> AsyncIterator[StoredEvent]:
+        page = self.limits.backfill_page
+        reader = self.reader
+        if f.limit is not None:
+            # The last `limit` matches, oldest first. Body filters are checked in Python, so
+            # read backwards page by page until enough match.
+            found: list[StoredEvent] = []
+            before: int | None = None
+            while len(found) < f.limit:
+                q = to_query(f, reader, after=None, limit=page, descending=True)
+                if before is not None:
+                    q = msgspec.structs.replace(q, after=before)
+                rows = await self.node.store.query(q)
+                if not rows:
+                    break
+                for row in rows:
+                    if after is not None and row.cursor <= after:
+                        break
+                    if self._body_matches(f, row):
+                        found.append(row)
+                        if len(found) == f.limit:
+                            break
+                else:
+                    before = rows[-1].cursor
+                    continue
+                break
+            for row in reversed(found):
+                yield row
+            return
+        cursor = after
+        while True:
+            rows = await self.node.store.query(to_query(f, reader, after=cursor, limit=page))
+            for row in rows:
+                if self._body_matches(f, row):
+                    yield row
+            if len(rows) < page:
+                return
+            cursor = rows[-1].cursor
+
+    @staticmethod
+    def _body_matches(f: Filter, row: StoredEvent) -> bool:
+        if not f.needs_body:
+            return True
+        env = msgspec.json.decode(row.envelope)
+        body = _parse_body(env.get("body"))
+        facts = EventFacts(row.id, row.pod, row.author, row.scope, row.kind, row.ts, body)
+        from protocol.frames import matches
+
+        return matches(f, facts)
+
+
+@websocket("/v1/stream")
+async def stream_handler(socket: WebSocket[Any, Any, Any]) -> None:
+    """Client event streams (frames in ``docs/streams.md``)."""
+    node: Node = socket.app.state.node
+    limits = node.stream_limits
+    ip = socket.client.host if socket.client else "?"
+    await socket.accept()
+    if node.stream_connections.get(ip, 0) >= limits.connections_per_ip:
+        await socket.send_text(
+            notice_frame(
+                f"rate-limited: at most {limits.connections_per_ip} connections per address"
+            )
+        )
+        await socket.close(code=1008, reason="rate-limited")
+        return
+    node.stream_connections[ip] = node.stream_connections.get(ip, 0) + 1
+    try:
+        await StreamConnection(node, socket, limits).run()
+    finally:
+        node.stream_connections[ip] -= 1
+        if not node.stream_connections[ip]:
+            del node.stream_connections[ip]
