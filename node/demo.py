@@ -93,8 +93,8 @@ async def populate(node: Node, seed: int = 7) -> dict[str, KeyFile]:
         }
         # Demo needs and offers are public so a visitor sees them without a token; a real
         # pod posts needs in `pod` scope (the CLI's default).
-        asker = people[who].signing_key()
-        need_ids.append((await signer.post(asker, "need.posted", body, scope="public"), who))
+        signing = people[who].signing_key()
+        need_ids.append((await signer.post(signing, "need.posted", body, scope="public"), who))
     for title, category, capacity in OFFERS:
         who = rng.choice(names)
         await signer.post(
