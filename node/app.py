@@ -14,8 +14,8 @@ from node.access import ANONYMOUS, Reader
 from node.datadir import Config, DataDir, KeyFile
 from node.fanout import Fanout
 from node.ingest import Ingestor
-from node.streams import StreamLimits
 from node.store.sqlite import SQLiteStore
+from node.streams import StreamLimits
 from protocol.crypto import SigningKey
 from protocol.reasons import InvalidToken
 from protocol.tokens import check_token
@@ -36,7 +36,13 @@ class Node:
         self.ingest = Ingestor(self.store, home_pod=self.config.pod, executor=self.executor)
         self.fanout = Fanout()
         self.ingest.listeners.append(self.fanout.publish)
-        self.stream_limits = StreamLimits()
+        self.stream_limits = StreamLimits(
+            subs_per_connection=self.config.stream_subs_per_connection,
+            connections_per_ip=self.config.stream_connections_per_ip,
+            outbox_frames=self.config.stream_outbox_frames,
+            outbox_bytes=self.config.stream_outbox_bytes,
+            pending_frames=self.config.stream_outbox_frames,
+        )
         self.stream_connections: dict[str, int] = {}
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None

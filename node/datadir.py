@@ -49,6 +49,11 @@ class Config(msgspec.Struct, kw_only=True):
     timebank_limit_minutes: int = 40 * 60
     max_request_bytes: int = 16 * 1024 * 1024
     max_batch: int = 5000
+    #: Live streams: frames a connection may have queued before a subscription is cut.
+    stream_outbox_frames: int = 20_000
+    stream_outbox_bytes: int = 16 * 1024 * 1024
+    stream_subs_per_connection: int = 20
+    stream_connections_per_ip: int = 256
 
 
 def new_key_file() -> KeyFile:

@@ -23,7 +23,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from node.access import EventFacts as AccessFacts
 from node.access import Reader, may_read, readable_scopes
-from node.fanout import Outbox, SubState, Subscription, _parse_body
+from node.fanout import Outbox, Subscription, SubState, _parse_body
 from node.store.base import EventQuery, StoredEvent
 from protocol.codec import b64e
 from protocol.envelope import MAX_ENVELOPE_BYTES
@@ -176,7 +176,8 @@ class StreamConnection:
             self.outbox.force(
                 closed_frame(
                     frame.sub_id,
-                    f"rate-limited: at most {self.limits.subs_per_connection} subscriptions per connection",
+                    f"rate-limited: at most {self.limits.subs_per_connection} subscriptions"
+                    " per connection",
                 )
             )
             return

@@ -168,7 +168,7 @@ def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> None:
     ):
         fact = erased(fact)
     inserted = conn.execute(
-        f"INSERT OR IGNORE INTO pj_facts ({_FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR IGNORE INTO pj_facts ({_FACT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
         _row(fact),
     ).rowcount
     if inserted:
