@@ -103,8 +103,9 @@ class Ingestor:
         self._held_gap: dict[LogKey, dict[int, _Item]] = {}
         self._held_auth: dict[str, list[_Item]] = {}
         self._held_count = 0
-        # Redactions whose target has not arrived yet: target -> (redaction id, head).
-        self._pending_redactions: dict[str, tuple[str, Head]] = {}
+        # Redactions by target: target -> [(redaction id, head)]. Every one is kept, as
+        # whether one may erase is known only once the target (its author) is known.
+        self._pending_redactions: dict[str, list[tuple[str, Head]]] = {}
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.listeners: list[Callable[[list[Committed]], Awaitable[None] | None]] = []
@@ -138,14 +139,20 @@ class Ingestor:
                 break
             for stored in batch:
                 after = stored.cursor
+                if stored.placement != Placement.LOG:
+                    # Unprojected (bad body, blocked author) or proof: never applied live
+                    # either, and a bad body must not stop the node from starting.
+                    continue
                 env = decode_envelope(stored.envelope)
                 event = parse_event(env)
                 body = check_body(event)
                 struct = validate_body(event.head.kind, body) if body is not None else None
                 if event.head.kind == "event.redacted":
                     if isinstance(struct, EventRedacted):
-                        self._pending_redactions[struct.target] = (event.id, event.head)
-                elif stored.placement == Placement.LOG:
+                        self._pending_redactions.setdefault(struct.target, []).append(
+                            (event.id, event.head)
+                        )
+                else:
                     self.roster.apply(event.head, struct)
 
     # -- submission -----------------------------------------------------------------
@@ -274,7 +281,9 @@ class Ingestor:
             self._expire(now)
             if self._held_count >= self._hold_limit:
                 return False
-        held = _Item(item.event, item.body, item.source, None, now + self._hold_ttl_ms)
+        # A re-held item keeps its first expiry: retrying must not keep it alive forever.
+        expires = item.expires_ms or now + self._hold_ttl_ms
+        held = _Item(item.event, item.body, item.source, None, expires)
         if gap:
             slot = self._held_gap.setdefault(LogKey(*item.event.log), {})
             if item.event.head.seq in slot:
@@ -326,7 +335,7 @@ class _Batch:
         self.heads: dict[LogKey, LogState] = {}
         self.forks: set[LogKey] = set()
         self.released: list[tuple[LogKey, int]] = []
-        self.pending_redactions: dict[str, tuple[str, Head]] = {}
+        self.pending_redactions: dict[str, list[tuple[str, Head]]] = {}
         self.committed: list[Committed] = []
 
     def head(self, key: LogKey) -> LogState | None:
@@ -335,7 +344,8 @@ class _Batch:
     def merge(self) -> None:
         self.ing.heads.update(self.heads)
         self.ing.forked_logs |= self.forks
-        self.ing._pending_redactions.update(self.pending_redactions)
+        for target, redactions in self.pending_redactions.items():
+            self.ing._pending_redactions.setdefault(target, []).extend(redactions)
 
     def run(self, txn: WriteTxn, group: list[_Item]) -> tuple[list[Result], list[Committed]]:
         answers = [self.one(txn, item) for item in group]
@@ -354,7 +364,12 @@ class _Batch:
                 nxt = (state.seq + 1) if state is not None else 1
                 item = slot.pop(nxt, None)
                 if item is None:
-                    continue
+                    # A held event stored meanwhile by another path (or a fork of it) would
+                    # otherwise wait until it expires: settle it as duplicate or proof.
+                    first = min(slot)
+                    if first > nxt:
+                        continue
+                    item = slot.pop(first)
                 if not slot:
                     ing._held_gap.pop(key, None)
                 ing._held_count -= 1
@@ -373,6 +388,10 @@ class _Batch:
         head = event.head
         key = LogKey(*event.log)
         state = self.head(key)
+        if state is not None and head.seq <= state.seq and _stored(txn, event.id):
+            # Stored since ``submit`` checked (earlier in this group, or a held copy):
+            # a repeat, not a fork.
+            return _accepted(event.id, reasons.DUPLICATE)
         try:
             chain = check_chain(event, state, source)
             if chain is Chain.DUPLICATE:
@@ -437,15 +456,16 @@ class _Batch:
                 )
             return _rejected(event.id, exc)
         body = event.body
-        redaction = self.pending_redactions.get(event.id) or ing._pending_redactions.get(event.id)
-        erase = (
-            body is not None
-            and is_redactable(head.kind)
-            and redaction is not None
-            and self.may_redact(redaction[1], head)
-        )
-        if erase:
-            assert redaction is not None
+        redaction = None
+        if body is not None and is_redactable(head.kind):
+            waiting = [
+                *ing._pending_redactions.get(event.id, ()),
+                *self.pending_redactions.get(event.id, ()),
+            ]
+            # Any permitted redaction erases, whichever arrived first.
+            redaction = next((r for r in waiting if self.may_redact(r[1], head)), None)
+        erase = redaction is not None
+        if redaction is not None:
             txn.record_redaction(event.id, redaction[0])
             body, struct = None, None
         placement = Placement.LOG if projectable else Placement.UNPROJECTED
@@ -500,7 +520,7 @@ class _Batch:
 
     def redact(self, txn: WriteTxn, redaction: Event, target: str) -> None:
         """Erase the target's body now if it is stored, or remember it for when it arrives."""
-        self.pending_redactions[target] = (redaction.id, redaction.head)
+        self.pending_redactions.setdefault(target, []).append((redaction.id, redaction.head))
         conn = txn.connection
         row = conn.execute(
             "SELECT pod, author, scope, kind FROM events WHERE id = ?", (target,)
@@ -514,6 +534,11 @@ class _Batch:
         txn.record_redaction(target, redaction.id)
         txn.drop_body(target)
         projections.redact(conn, target)
+
+
+def _stored(txn: WriteTxn, event_id: str) -> bool:
+    row = txn.connection.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
+    return row is not None
 
 
 class _Target(NamedTuple):

@@ -105,8 +105,11 @@ class Roster:
             needed = {"root"} if head.kind in ("pod.root_rotated", "node.key") else _ADMIN_ROLES
             if role is None:
                 return Authorization.UNKNOWN
-            return Authorization.YES if role in needed else Authorization.NO
-        if role is None:
+            if role not in needed:
+                return Authorization.NO
+            # A rotated-out root, a removed or blocked coordinator, a revoked device key:
+            # the same position rules as for any other event (below).
+        elif role is None:
             return Authorization.UNKNOWN
         if role == "root":
             last = roster.roots[head.author]

@@ -107,7 +107,9 @@ def _check_surrogates(value: Any) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidJSON(invalid("json:surrogate"), "a string holds a lone surrogate") from None
+            raise InvalidJSON(
+                invalid("json:surrogate"), "a string holds a lone surrogate"
+            ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_surrogates(key)

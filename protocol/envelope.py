@@ -198,7 +198,6 @@ def decode_envelope(data: bytes | str) -> Envelope:
     return env
 
 
-
 def _has_duplicate_keys(raw: bytes) -> bool:
     try:
         strict_loads(raw)
@@ -227,7 +226,9 @@ def decode_head(head_bytes: bytes) -> Head:
     if (head.seq == 1) != (head.prev is None):
         raise RejectedEvent(invalid("head:prev"), "prev must be null exactly when seq is 1")
     if (head.body_hash is None) != (head.body_size == 0):
-        raise RejectedEvent(invalid("head:body_size"), "body_size is 0 exactly when body_hash is null")
+        raise RejectedEvent(
+            invalid("head:body_size"), "body_size is 0 exactly when body_hash is null"
+        )
     return head
 
 

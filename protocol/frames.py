@@ -26,9 +26,10 @@ from protocol.reasons import RejectedEvent, invalid
 MAX_FILTERS = 10
 MAX_FILTER_VALUES = 256
 MAX_LIMIT = 10_000
-SUB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-ID_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
-KIND_FILTER_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$"
+# `$(?!\n)`, as in protocol/envelope.py: a bare `$` also matches before a trailing newline.
+SUB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$(?!\n)"
+ID_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$(?!\n)"
+KIND_FILTER_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$(?!\n)"
 
 SubId = Annotated[str, msgspec.Meta(pattern=SUB_ID_PATTERN)]
 Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
@@ -103,7 +104,10 @@ def matches(f: Filter, ev: EventFacts, claims_of_need: frozenset[str] = frozense
         return False
     if f.need is not None:
         about = ev.id == f.need or any(body.get(ref) == f.need for ref in _NEED_REFS)
-        if not about and not (body.get("claim") in claims_of_need and ev.kind.startswith("claim.")):
+        # Bodies of unknown kinds are unchecked: "claim" may be any JSON value, even unhashable.
+        claim = body.get("claim")
+        of_claim = isinstance(claim, str) and claim in claims_of_need
+        if not about and not (of_claim and ev.kind.startswith("claim.")):
             return False
     return True
 
@@ -115,26 +119,28 @@ class SubRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     after: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-class Sub(msgspec.Struct, frozen=True, array_like=True, tag="SUB"):
+class Sub(msgspec.Struct, frozen=True, array_like=True, tag="SUB", forbid_unknown_fields=True):
     """Open (or replace) a subscription."""
 
     sub_id: SubId
     request: SubRequest
 
 
-class Unsub(msgspec.Struct, frozen=True, array_like=True, tag="UNSUB"):
+class Unsub(msgspec.Struct, frozen=True, array_like=True, tag="UNSUB", forbid_unknown_fields=True):
     """Close a subscription."""
 
     sub_id: SubId
 
 
-class Auth(msgspec.Struct, frozen=True, array_like=True, tag="AUTH"):
+class Auth(msgspec.Struct, frozen=True, array_like=True, tag="AUTH", forbid_unknown_fields=True):
     """Answer the node's CHALLENGE with a token (purpose ``stream``, nonce = the challenge)."""
 
     token: Annotated[str, msgspec.Meta(max_length=512)]
 
 
-class Publish(msgspec.Struct, frozen=True, array_like=True, tag="EVENT"):
+class Publish(
+    msgspec.Struct, frozen=True, array_like=True, tag="EVENT", forbid_unknown_fields=True
+):
     """Publish one event; answered by ``["OK", id, ok, reason]``."""
 
     envelope: msgspec.Raw
@@ -152,21 +158,30 @@ def decode_client_frame(data: bytes | str, *, max_bytes: int) -> ClientFrame:
     Reasons: ``too-large``, ``invalid:frame:json``, ``invalid:frame:verb``,
     ``invalid:frame:<detail>`` (the msgspec path of the bad part).
     """
-    if len(data) > max_bytes:
+    # Count UTF-8 bytes, not characters: the limit is announced in bytes.
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
         raise RejectedEvent("too-large", f"a frame is at most {max_bytes} bytes")
     try:
         frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        if text.endswith("- at `$[0]`") or text.startswith("Expected `array`, got"):
+        # Only a top-level "not an array" (no path) is a verb error: a nested part that is
+        # not an array (`"kinds": "need.*"`) has a path and is reported by it.
+        not_array = text.startswith("Expected `array`, got") and " - at `$" not in text
+        if text.endswith("- at `$[0]`") or not_array:
             message = f"a frame is [VERB, ...] with VERB one of {', '.join(VERBS)}"
             raise RejectedEvent(invalid("frame:verb"), message) from None
         if " - at `$" not in text:
-            raise RejectedEvent(invalid("frame:length"), "wrong number of elements for this verb") from None
+            raise RejectedEvent(
+                invalid("frame:length"), "wrong number of elements for this verb"
+            ) from None
         # The path names the bad element (e.g. ``[2].filters[0].kinds[0]``), never its value.
         path = text.rsplit(" - at `$", 1)[1].rstrip("`")
         raise RejectedEvent(invalid(f"frame:{path}"), text.split(" - at ")[0][:200]) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        # msgspec raises UnicodeError for invalid UTF-8 / lone surrogates and RecursionError
+        # for very deep nesting: both are "not one JSON array", never a crash.
         raise RejectedEvent(invalid("frame:json"), "a frame is one JSON array") from None
     return frame
 
@@ -175,11 +190,15 @@ def sub_id_of(data: bytes | str) -> str | None:
     """Best effort: the sub_id of a SUB/UNSUB frame that failed to decode (to CLOSE it)."""
     try:
         value = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
         return None
     if isinstance(value, list) and len(value) >= 2 and value[0] in ("SUB", "UNSUB"):
         sub = value[1]
-        if isinstance(sub, str) and msgspec.json.decode(_encoder.encode(sub)) == sub and len(sub) <= 64:
+        if (
+            isinstance(sub, str)
+            and msgspec.json.decode(_encoder.encode(sub)) == sub
+            and len(sub) <= 64
+        ):
             return sub
     return None
 

@@ -111,16 +111,24 @@ def check_source(event: Event, source: Source, *, now_ms: int, home_pod: str) ->
     head = event.head
     if source.is_client:
         if head.scope != "public" and head.pod != home_pod:
-            raise RejectedEvent(reasons.OUT_OF_SCOPE, "this node holds pod/peers events of its own pod only")
+            raise RejectedEvent(
+                reasons.OUT_OF_SCOPE, "this node holds pod/peers events of its own pod only"
+            )
         if abs(head.ts - now_ms) > CLIENT_CLOCK_SKEW_MS:
-            raise RejectedEvent(invalid("ts:skew"), "ts must be within 10 minutes of the node's clock")
+            raise RejectedEvent(
+                invalid("ts:skew"), "ts must be within 10 minutes of the node's clock"
+            )
     elif source.origin == "import":
         if head.scope == "pod" and head.pod != home_pod:
-            raise RejectedEvent(reasons.OUT_OF_SCOPE, "this node holds pod events of its own pod only")
+            raise RejectedEvent(
+                reasons.OUT_OF_SCOPE, "this node holds pod events of its own pod only"
+            )
     elif head.scope == "pod":
         raise RejectedEvent(reasons.OUT_OF_SCOPE, "pod-scope events never leave their node")
     elif head.scope == "peers" and head.pod != source.peer_pod:
-        raise RejectedEvent(reasons.OUT_OF_SCOPE, "a peer relays peers-scope events of its own pod only")
+        raise RejectedEvent(
+            reasons.OUT_OF_SCOPE, "a peer relays peers-scope events of its own pod only"
+        )
 
 
 def check_signature(event: Event) -> None:
@@ -176,26 +184,40 @@ def validate(
         event = parse_event(env)
         check_source(event, source, now_ms=now_ms, home_pod=home_pod)
         if ledger.known(event.id):
-            return Verdict(id=event.id, outcome=Outcome.DUPLICATE, reason=reasons.DUPLICATE, event=event)
+            return Verdict(
+                id=event.id, outcome=Outcome.DUPLICATE, reason=reasons.DUPLICATE, event=event
+            )
         check_signature(event)
         body = check_body(event)
         state = ledger.log_state(LogKey(*event.log))
         chain = check_chain(event, state, source)
         if chain is Chain.FORK:
             return Verdict(
-                id=event.id, outcome=Outcome.PROOF, reason=reasons.FORK, event=event, head_state=state
+                id=event.id,
+                outcome=Outcome.PROOF,
+                reason=reasons.FORK,
+                event=event,
+                head_state=state,
             )
         if chain is Chain.DUPLICATE:
-            return Verdict(id=event.id, outcome=Outcome.DUPLICATE, reason=reasons.DUPLICATE, event=event)
+            return Verdict(
+                id=event.id, outcome=Outcome.DUPLICATE, reason=reasons.DUPLICATE, event=event
+            )
         if chain is Chain.GAP:
-            return Verdict(id=event.id, outcome=Outcome.HOLD, reason=reasons.GAP, event=event, body=body)
+            return Verdict(
+                id=event.id, outcome=Outcome.HOLD, reason=reasons.GAP, event=event, body=body
+            )
         auth = ledger.authorize(event)
         if auth is Authorization.UNKNOWN and source.is_client:
             # A client's home node knows its own roster: an unknown author is no member.
             raise RejectedEvent(reasons.UNAUTHORIZED, "the author is not a member of this pod")
         if auth is Authorization.UNKNOWN:
             return Verdict(
-                id=event.id, outcome=Outcome.HOLD, reason=reasons.UNAUTHORIZED, event=event, body=body
+                id=event.id,
+                outcome=Outcome.HOLD,
+                reason=reasons.UNAUTHORIZED,
+                event=event,
+                body=body,
             )
         if auth is Authorization.NO:
             raise RejectedEvent(reasons.UNAUTHORIZED, "the author may not write this log")
@@ -212,4 +234,6 @@ def validate(
             event=event,
             head_state=state if exc.reason == reasons.FORK else None,
         )
-    return Verdict(id=event.id, outcome=Outcome.ACCEPT, event=event, body=body, projectable=projectable)
+    return Verdict(
+        id=event.id, outcome=Outcome.ACCEPT, event=event, body=body, projectable=projectable
+    )

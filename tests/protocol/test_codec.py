@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import doctest
 import json
 import math
 import string
@@ -255,7 +256,7 @@ def json_number(draw: st.DrawFn) -> str:
     forms = [repr(number), json.dumps(number)]
     if isinstance(number, int):
         forms.append(f"{number}e0")
-    return draw(st.sampled_from(forms + ["1e400", "-1e999", "1E5", "-0", "0.0e-5"]))
+    return draw(st.sampled_from([*forms, "1e400", "-1e999", "1E5", "-0", "0.0e-5"]))
 
 
 def json_text() -> st.SearchStrategy[str]:
@@ -315,3 +316,11 @@ def test_strict_loads_never_raises_anything_else(data: bytes) -> None:
     reference, expected = _read(_reference_loads, data)
     assert fast == reference
     assert _same(value, expected)
+
+
+def test_docstring_examples_run() -> None:
+    import protocol.codec
+
+    result = doctest.testmod(protocol.codec)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 
 import pytest
@@ -163,3 +164,11 @@ def test_sign_verify_round_trip(seed: bytes, message: bytes, data: st.DataObject
     index = data.draw(st.integers(min_value=0, max_value=len(parts[which]) - 1))
     parts[which][index] ^= 1 << data.draw(st.integers(min_value=0, max_value=7))
     assert not verify(bytes(parts[0]), bytes(parts[1]), bytes(parts[2]))
+
+
+def test_docstring_examples_run() -> None:
+    import protocol.crypto
+
+    result = doctest.testmod(protocol.crypto)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -1,0 +1,212 @@
+"""Fixtures and builders for node tests: real keys, real signed events, a real store.
+
+A ``PodBuilder`` holds a pod's root and node keys and signs events as the next entry of
+each log it writes (seq, prev and ts tracked per ``(pod, author, scope)``), so a test can
+say *what* happens — "Ada posts a need", "the node adds Ada" — and get exact wire envelopes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from node import projections
+from node.ingest import Ingestor
+from node.store.sqlite import SQLiteStore
+from protocol.crypto import SigningKey
+from protocol.envelope import Envelope, Scope, parse_event, sign_event
+from protocol.logs import LogKey
+
+#: The fixed "now" of the fake clock, in seconds (the ingestor's clock unit) and in ms.
+NOW_S = 1_700_000_000.0
+NOW_MS = int(NOW_S * 1000)
+
+
+def signing_key(name: str) -> SigningKey:
+    """A deterministic Ed25519 key named for readability."""
+    return SigningKey.from_seed(hashlib.sha256(f"kith-test:{name}".encode()).digest())
+
+
+def box_key(name: str) -> str:
+    """A valid-looking X25519 public key (base64url of 32 bytes)."""
+    return signing_key(f"box:{name}").public_b64
+
+
+def event_id(env: Envelope) -> str:
+    """The id of a signed envelope."""
+    return parse_event(env).id
+
+
+class FakeClock:
+    """A clock callable (seconds) that tests move by hand."""
+
+    def __init__(self, now_s: float = NOW_S) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance_ms(self, ms: int) -> None:
+        """Move the clock forward."""
+        self.now_s += ms / 1000
+
+
+@dataclass
+class _LogPos:
+    seq: int = 0
+    prev: str | None = None
+    ts: int = 0
+
+
+@dataclass
+class PodBuilder:
+    """Signs the events of one pod, tracking every log it writes.
+
+    ``genesis()`` is ``pod.created`` + ``node.key`` by the root (pod id = root public key);
+    ``add()`` is ``member.added`` by the node key.
+    """
+
+    name: str = "elm"
+    ts: int = NOW_MS
+    root: SigningKey = field(init=False)
+    node: SigningKey = field(init=False)
+    logs: dict[LogKey, _LogPos] = field(default_factory=dict)
+    #: Ids of events a fixture or test wants to find again, by a name it chooses.
+    named: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = signing_key(f"{self.name}:root")
+        self.node = signing_key(f"{self.name}:node")
+
+    @property
+    def id(self) -> str:
+        """The pod id: the genesis root public key."""
+        return self.root.public_b64
+
+    def key(self, person: str) -> SigningKey:
+        """A member's key in this pod."""
+        return signing_key(f"{self.name}:{person}")
+
+    def sign(
+        self,
+        key: SigningKey,
+        kind: str,
+        body: Any = None,
+        *,
+        scope: Scope = "pod",
+        pod: str | None = None,
+        seq: int | None = None,
+        prev: str | bool | None = True,
+        ts: int | None = None,
+        advance: bool = True,
+    ) -> Envelope:
+        """Sign ``kind`` as the next event of ``key``'s log (override seq/prev/ts to misbehave).
+
+        ``prev=True`` means "the right prev"; ``advance=False`` leaves the log position alone
+        (to sign a second event for the same place: a fork).
+        """
+        pod = pod or self.id
+        log = LogKey(pod, key.public_b64, scope)
+        pos = self.logs.setdefault(log, _LogPos())
+        self.ts += 1
+        the_seq = pos.seq + 1 if seq is None else seq
+        the_prev = pos.prev if prev is True else (prev or None)
+        the_ts = max(self.ts, pos.ts) if ts is None else ts
+        if isinstance(body, msgspec.Struct):
+            body = msgspec.to_builtins(body)
+        env = sign_event(
+            key,
+            pod=pod,
+            scope=scope,
+            seq=the_seq,
+            prev=the_prev,
+            ts=the_ts,
+            kind=kind,
+            body=body,
+        )
+        if advance:
+            self.logs[log] = _LogPos(the_seq, event_id(env), the_ts)
+        return env
+
+    def genesis(self) -> list[Envelope]:
+        """``pod.created`` and ``node.key``, both signed by the root, public scope."""
+        return [
+            self.sign(self.root, "pod.created", {"name": self.name}, scope="public"),
+            self.sign(self.root, "node.key", {"key": self.node.public_b64}, scope="public"),
+        ]
+
+    def add(
+        self, person: str | SigningKey, role: str = "member", *, by: SigningKey | None = None
+    ) -> Envelope:
+        """``member.added`` for ``person`` signed by the node key (or ``by``)."""
+        key = self.key(person) if isinstance(person, str) else person
+        body = {"key": key.public_b64, "role": role, "box_key": box_key(key.public_b64)}
+        return self.sign(by or self.node, "member.added", body, scope="public")
+
+    def need(
+        self, key: SigningKey, title: str = "Soup", *, advance: bool = True, **extra: Any
+    ) -> Envelope:
+        """A ``need.posted`` in pod scope (``extra`` adds body fields)."""
+        body = {"title": title, "category": "food", "urgency": "normal", **extra}
+        return self.sign(key, "need.posted", body, advance=advance)
+
+    def redact(self, key: SigningKey, target: str, *, scope: Scope = "pod") -> Envelope:
+        """An ``event.redacted`` of ``target``."""
+        return self.sign(key, "event.redacted", {"target": target}, scope=scope)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The ingestor's clock."""
+    return FakeClock()
+
+
+@pytest.fixture
+def pod() -> PodBuilder:
+    """A pod with its root and node keys (nothing ingested yet)."""
+    return PodBuilder()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """A real SQLite store with the projection tables."""
+    s = SQLiteStore(tmp_path / "kith.db", extra_schema=projections.SCHEMA)
+    await s.open()
+    yield s
+    await s.close()
+
+
+MakeIngestor = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_ingestor(
+    store: SQLiteStore, pod: PodBuilder, clock: FakeClock
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await make_ingestor(**kwargs)``: a started ingestor on ``store`` (stopped at the end)."""
+    started: list[Ingestor] = []
+
+    async def make(**kwargs: Any) -> Ingestor:
+        kwargs.setdefault("home_pod", pod.id)
+        kwargs.setdefault("clock", clock)
+        ing = Ingestor(kwargs.pop("store", store), **kwargs)
+        await ing.start()
+        started.append(ing)
+        return ing
+
+    yield make
+    for ing in started:
+        await ing.stop()
+
+
+@pytest.fixture
+async def ingestor(make_ingestor: Callable[..., Any]) -> Ingestor:
+    """A started ingestor for ``pod`` on ``store``, with the fake clock."""
+    ing: Ingestor = await make_ingestor()
+    return ing
