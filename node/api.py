@@ -19,7 +19,7 @@ from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes
 from node.app import VERSION, Node
 from node.ingest import Result
-from node.store.base import EventQuery, StoredEvent
+from node.store.base import EventQuery, StoredEvent, WireEvent
 from node.streams import stream_handler
 from protocol.envelope import Envelope
 from protocol.logs import LogKey
@@ -112,26 +112,30 @@ def _raw_json(body: bytes) -> Any:
     return Response(content=body, media_type=MediaType.JSON)
 
 
-def _page(events: list[StoredEvent], next_cursor: int | None) -> Response[EventsPage]:
-    # Assemble the JSON from stored envelope bytes: no per-event decode or encode.
-    parts = [
-        b'{"id":"'
-        + e.id.encode()
-        + b'","cursor":'
-        + str(e.cursor).encode()
-        + b',"envelope":'
-        + e.envelope
-        + b"}"
-        for e in events
-    ]
+def _page(events: list[WireEvent], next_cursor: int | None) -> Response[EventsPage]:
+    # The wire objects come ready-made from the store: no per-event decode or encode.
     body = (
         b'{"events":['
-        + b",".join(parts)
+        + b",".join(e.wire for e in events)
         + b'],"next":'
         + (str(next_cursor).encode() if next_cursor is not None else b"null")
         + b"}"
     )
     return _raw_json(body)  # type: ignore[no-any-return]
+
+
+def _visible(reader: Reader, rows: list[WireEvent]) -> list[WireEvent]:
+    """``may_read`` on every row, asked once per distinct (pod, author, scope, kind)."""
+    decided: dict[tuple[str, str, str, str], bool] = {}
+    out = []
+    for row in rows:
+        key = (row.pod, row.author, row.scope, row.kind)
+        ok = decided.get(key)
+        if ok is None:
+            ok = decided[key] = may_read(reader, EventFacts(*key))
+        if ok:
+            out.append(row)
+    return out
 
 
 def _facts(e: StoredEvent) -> EventFacts:
@@ -193,10 +197,9 @@ async def get_events(
         after=after,
         limit=limit,
     )
-    rows = await node.store.query(query)
-    visible = [e for e in rows if may_read(reader, _facts(e))]
+    rows = await node.store.query_wire(query)
     next_cursor = rows[-1].cursor if len(rows) == limit else None
-    return _page(visible, next_cursor)
+    return _page(_visible(reader, rows), next_cursor)
 
 
 @get("/v1/events/{event_id:str}", summary="One event by id")

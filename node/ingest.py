@@ -366,7 +366,7 @@ class _Batch:
                 if item is None:
                     # A held event stored meanwhile by another path (or a fork of it) would
                     # otherwise wait until it expires: settle it as duplicate or proof.
-                    first = min(slot)
+                    first = min(slot, default=nxt + 1)  # the slot may have just expired
                     if first > nxt:
                         continue
                     item = slot.pop(first)
@@ -388,9 +388,14 @@ class _Batch:
         head = event.head
         key = LogKey(*event.log)
         state = self.head(key)
-        if state is not None and head.seq <= state.seq and _stored(txn, event.id):
-            # Stored since ``submit`` checked (earlier in this group, or a held copy):
-            # a repeat, not a fork.
+        if (
+            state is not None
+            and head.seq <= state.seq
+            and event.id != state.id
+            and _stored(txn, event.id)
+        ):
+            # Stored since ``submit`` checked (earlier in this group, or a held copy) and
+            # no longer the head: a repeat, not a fork.
             return _accepted(event.id, reasons.DUPLICATE)
         try:
             chain = check_chain(event, state, source)

@@ -8,6 +8,7 @@ wire (HTTP, streams, federation); ``parse_event`` turns an ``Envelope`` into an
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -257,7 +258,7 @@ def parse_event(env: Envelope) -> Event:
         sig = b64d(sig_text)
     except ValueError:
         raise RejectedEvent(invalid("sig:encoding"), "sig is not canonical base64url") from None
-    return Event(sha256_b64(head_bytes), head, head_bytes, sig, body, env)
+    return Event(b64e(hashlib.sha256(head_bytes).digest()), head, head_bytes, sig, body, env)
 
 
 def verify_event(event: Event) -> bool:
@@ -291,7 +292,10 @@ def check_body(event: Event) -> Any:
         raise RejectedEvent(invalid("body:json:surrogate"), "the body is not valid UTF-8") from None
     if len(body_bytes) > MAX_BODY_BYTES:
         raise RejectedEvent(TOO_LARGE, f"a body is at most {MAX_BODY_BYTES} bytes")
-    if len(body_bytes) != head.body_size or sha256_b64(body_bytes) != head.body_hash:
+    if (
+        len(body_bytes) != head.body_size
+        or b64e(hashlib.sha256(body_bytes).digest()) != head.body_hash
+    ):
         raise RejectedEvent(invalid("body:hash"), "the body does not match body_hash/body_size")
     try:
         value = strict_loads(body_bytes)

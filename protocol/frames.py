@@ -120,7 +120,7 @@ class SubRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class Sub(msgspec.Struct, frozen=True, array_like=True, tag="SUB", forbid_unknown_fields=True):
-    """Open (or replace) a subscription."""
+    """Open a subscription (a ``sub_id`` already open is refused, not replaced)."""
 
     sub_id: SubId
     request: SubRequest

@@ -10,8 +10,8 @@ from __future__ import annotations
 import abc
 import enum
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import NamedTuple, TypeVar
 
 import msgspec
 
@@ -80,6 +80,17 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     descending: bool = False
 
 
+class WireEvent(NamedTuple):
+    """One event as its ready-made wire object, with the facts ``may_read`` needs."""
+
+    cursor: int
+    pod: str
+    author: str
+    scope: str
+    kind: str
+    wire: bytes
+
+
 class WriteTxn(abc.ABC):
     """What a writer batch may do inside its one transaction (runs on the writer thread)."""
 
@@ -132,6 +143,26 @@ class Store(abc.ABC):
     async def query(self, q: EventQuery) -> list[StoredEvent]:
         """Events matching ``q`` in cursor order."""
 
+    async def query_wire(self, q: EventQuery) -> list[WireEvent]:
+        """Events matching ``q`` as ready-made ``{"id","cursor","envelope"}`` JSON objects."""
+        return [
+            WireEvent(
+                e.cursor,
+                e.pod,
+                e.author,
+                e.scope,
+                e.kind,
+                b'{"id":"'
+                + e.id.encode()
+                + b'","cursor":'
+                + str(e.cursor).encode()
+                + b',"envelope":'
+                + e.envelope
+                + b"}",
+            )
+            for e in await self.query(q)
+        ]
+
     @abc.abstractmethod
     async def log_head(self, log: LogKey) -> LogState | None:
         """The head (last seq, its id and ts) of one log."""
@@ -155,20 +186,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def backup(self, path: str) -> None:
         """Write a consistent online copy of the store to ``path``."""
-
-
-def kind_clause(kinds: Sequence[str]) -> tuple[str, list[Any]]:
-    """SQL for a kinds filter where ``need.*`` is a prefix match and ``*`` matches all."""
-    parts: list[str] = []
-    args: list[Any] = []
-    for kind in kinds:
-        if kind == "*":
-            return "1", []
-        if kind.endswith(".*"):
-            parts.append("(kind >= ? AND kind < ?)")
-            prefix = kind[:-1]
-            args += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
-        else:
-            parts.append("kind = ?")
-            args.append(kind)
-    return "(" + " OR ".join(parts) + ")", args

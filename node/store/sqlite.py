@@ -8,6 +8,8 @@ returns wire bytes without re-encoding anything.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -22,9 +24,10 @@ from node.store.base import (
     Placement,
     Store,
     StoredEvent,
+    WireEvent,
     WriteTxn,
-    kind_clause,
 )
+from protocol.kinds import kind_matches
 from protocol.logs import LogKey, LogState
 
 T = TypeVar("T")
@@ -42,17 +45,14 @@ CREATE TABLE IF NOT EXISTS events (
     ts        INTEGER NOT NULL,
     kind      TEXT NOT NULL,
     placement INTEGER NOT NULL,
-    prefix    BLOB NOT NULL
+    prefix    BLOB NOT NULL,
+    body      BLOB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_log ON events (pod, author, scope, seq)
     WHERE placement != 1;
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind, cursor);
 CREATE INDEX IF NOT EXISTS events_author ON events (author, cursor);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE TABLE IF NOT EXISTS bodies (
-    id   TEXT PRIMARY KEY,
-    body BLOB NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS redactions (
     target TEXT PRIMARY KEY,
     by_id  TEXT NOT NULL
@@ -61,24 +61,29 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+CREATE TRIGGER IF NOT EXISTS events_heads_append_only
+BEFORE UPDATE OF cursor, id, pod, author, scope, seq, ts, kind, placement, prefix ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS bodies_no_update BEFORE UPDATE ON bodies
-BEGIN SELECT RAISE(ABORT, 'bodies are never rewritten'); END;
-CREATE TRIGGER IF NOT EXISTS bodies_only_redacted BEFORE DELETE ON bodies
-WHEN NOT EXISTS (SELECT 1 FROM redactions WHERE target = OLD.id)
-BEGIN SELECT RAISE(ABORT, 'a body is dropped only through redaction'); END;
+CREATE TRIGGER IF NOT EXISTS events_body_only_redacted BEFORE UPDATE OF body ON events
+WHEN NEW.body IS NOT NULL OR NOT EXISTS (SELECT 1 FROM redactions WHERE target = OLD.id)
+BEGIN SELECT RAISE(ABORT, 'a body is dropped only through redaction, never rewritten'); END;
 CREATE TRIGGER IF NOT EXISTS redactions_no_delete BEFORE DELETE ON redactions
 BEGIN SELECT RAISE(ABORT, 'redactions are permanent'); END;
 """
 
 _json = msgspec.json.Encoder()
 _COLUMNS = (
-    "e.cursor, e.id, e.pod, e.author, e.scope, e.seq, e.ts, e.kind, e.placement, e.prefix, b.body"
+    "e.cursor, e.id, e.pod, e.author, e.scope, e.seq, e.ts, e.kind, e.placement, e.prefix, e.body"
 )
-_FROM = "FROM events e LEFT JOIN bodies b ON b.id = e.id"
+_FROM = "FROM events e"
+# The wire object of GET /v1/events, concatenated by SQLite (no per-row Python work).
+_WIRE_COLUMNS = (
+    "e.cursor, e.pod, e.author, e.scope, e.kind, "
+    """CAST('{"id":"' || e.id || '","cursor":' || e.cursor || ',"envelope":'"""
+    """ || e.prefix || coalesce(e.body, 'null') || '}}' AS BLOB)"""
+)
 
 
 def envelope_prefix(head: str, sig: str) -> bytes:
@@ -120,6 +125,7 @@ def _pragmas(conn: sqlite3.Connection) -> None:
 class _Txn(WriteTxn):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.kinds: set[str] = set()
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -128,8 +134,8 @@ class _Txn(WriteTxn):
     def insert(self, event: NewEvent) -> int | None:
         cur = self._conn.execute(
             # Only a repeated id is a no-op; a second event at one log position must fail loudly.
-            "INSERT INTO events (id, pod, author, scope, seq, ts, kind, placement, prefix)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO events (id, pod, author, scope, seq, ts, kind, placement, prefix, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (
                 event.id,
                 event.pod,
@@ -140,18 +146,19 @@ class _Txn(WriteTxn):
                 event.kind,
                 int(event.placement),
                 envelope_prefix(event.head, event.sig),
+                _json.encode(event.body) if event.body is not None else None,
             ),
         )
         if cur.rowcount == 0:
             return None
-        if event.body is not None:
-            self._conn.execute(
-                "INSERT INTO bodies (id, body) VALUES (?, ?)", (event.id, _json.encode(event.body))
-            )
+        self.kinds.add(event.kind)
         return cur.lastrowid
 
     def drop_body(self, event_id: str) -> bool:
-        return self._conn.execute("DELETE FROM bodies WHERE id = ?", (event_id,)).rowcount > 0
+        cur = self._conn.execute(
+            "UPDATE events SET body = NULL WHERE id = ? AND body IS NOT NULL", (event_id,)
+        )
+        return cur.rowcount > 0
 
     def record_redaction(self, target: str, by: str) -> None:
         self._conn.execute(
@@ -181,6 +188,7 @@ class SQLiteStore(Store):
         self._extra_schema = extra_schema
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._kinds: set[str] = set()  # every kind stored: filters expand prefixes over it
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +199,8 @@ class SQLiteStore(Store):
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+        rows = await self._writer.execute_fetchall("SELECT DISTINCT kind FROM events")
+        self._kinds.update(row[0] for row in rows)
         self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=10000")
         await self._reader.execute("PRAGMA query_only=1")
@@ -217,11 +227,13 @@ class SQLiteStore(Store):
         def run(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(_Txn(conn))
+                txn = _Txn(conn)
+                result = fn(txn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._kinds.update(txn.kinds)
             return result
 
         return await _on_thread(self._w, run)
@@ -245,6 +257,36 @@ class SQLiteStore(Store):
         return _row(rows[0]) if rows else None
 
     async def query(self, q: EventQuery) -> list[StoredEvent]:
+        return [_row(row) for row in await self._rows(q, _COLUMNS)]
+
+    async def query_wire(self, q: EventQuery) -> list[WireEvent]:
+        """Like ``query``, but each event comes as its wire object ``{"id","cursor","envelope"}``
+        assembled by SQLite from the stored bytes (the hot path of ``GET /v1/events``)."""
+        rows = await self._rows(q, _WIRE_COLUMNS)
+        return [WireEvent(*row) for row in rows]
+
+    async def _rows(self, q: EventQuery, columns: str) -> list[Any]:
+        kinds: tuple[str, ...] = ()
+        if q.kinds:
+            # Expand `need.*` into the exact kinds stored, so each reads the (kind, cursor)
+            # index already in cursor order; several are merged here, never sorted by SQLite.
+            kinds = tuple(
+                sorted(k for k in self._kinds if any(kind_matches(p, k) for p in q.kinds))
+            )
+            if not kinds:
+                return []
+        sql, args = self._select(q, kinds[0] if len(kinds) == 1 else None, columns)
+        if len(kinds) <= 1:
+            return list(await self._r.execute_fetchall(sql, args))
+        parts = []
+        for kind in kinds:
+            sql, args = self._select(q, kind, columns)
+            parts.append(list(await self._r.execute_fetchall(sql, args)))
+        merged = heapq.merge(*parts, key=lambda row: row[0], reverse=q.descending)
+        return list(itertools.islice(merged, q.limit))
+
+    @staticmethod
+    def _select(q: EventQuery, kind: str | None, columns: str) -> tuple[str, list[Any]]:
         where: list[str] = []
         args: list[Any] = []
         for column, values in (
@@ -256,10 +298,9 @@ class SQLiteStore(Store):
             if values:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
-        if q.kinds:
-            clause, kind_args = kind_clause(q.kinds)
-            where.append(clause.replace("kind", "e.kind"))
-            args.extend(kind_args)
+        if kind is not None:
+            where.append("e.kind = ?")
+            args.append(kind)
         if q.since is not None:
             where.append("e.ts >= ?")
             args.append(q.since)
@@ -269,13 +310,12 @@ class SQLiteStore(Store):
         if q.after is not None:
             where.append("e.cursor > ?" if not q.descending else "e.cursor < ?")
             args.append(q.after)
-        sql = f"SELECT {_COLUMNS} {_FROM}"
+        sql = f"SELECT {columns} {_FROM}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY e.cursor {'DESC' if q.descending else 'ASC'} LIMIT ?"
         args.append(q.limit)
-        rows = await self._r.execute_fetchall(sql, args)
-        return [_row(row) for row in rows]
+        return sql, args
 
     async def log_head(self, log: LogKey) -> LogState | None:
         rows = list(

@@ -142,12 +142,17 @@ class PodBuilder:
         ]
 
     def add(
-        self, person: str | SigningKey, role: str = "member", *, by: SigningKey | None = None
+        self,
+        person: str | SigningKey,
+        role: str = "member",
+        *,
+        by: SigningKey | None = None,
+        advance: bool = True,
     ) -> Envelope:
         """``member.added`` for ``person`` signed by the node key (or ``by``)."""
         key = self.key(person) if isinstance(person, str) else person
         body = {"key": key.public_b64, "role": role, "box_key": box_key(key.public_b64)}
-        return self.sign(by or self.node, "member.added", body, scope="public")
+        return self.sign(by or self.node, "member.added", body, scope="public", advance=advance)
 
     def need(
         self, key: SigningKey, title: str = "Soup", *, advance: bool = True, **extra: Any

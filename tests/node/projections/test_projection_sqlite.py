@@ -316,7 +316,11 @@ def test_erasing_an_update_undoes_it_but_a_withdrawal_is_not_erasable(
     redact(conn, key("u"))
     redact(conn, key("w"))
     need = get_need(conn, key("soup"), now_ms=0)
-    assert need is not None and (need.title, need.status, need.redacted) == ("soup", "withdrawn", False)
+    assert need is not None and (need.title, need.status, need.redacted) == (
+        "soup",
+        "withdrawn",
+        False,
+    )
     apply_all(other, SOUP, withdrawn)
     assert projection_hash(conn) == projection_hash(other)
 
