@@ -175,7 +175,8 @@ def main() -> None:
     took = time.perf_counter() - t0
     verdict = out.stdout.strip().splitlines()[-1] if out.stdout else out.stderr[-200:]
     print(
-        f"verify + projection rebuild of {BIG} events: {took:.0f}s ({BIG / took:.0f} ev/s): {verdict}"
+        f"verify + projection rebuild of {BIG} events: {took:.0f}s"
+        f" ({BIG / took:.0f} ev/s): {verdict}"
     )
 
 
