@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes
@@ -168,16 +168,18 @@ async def post_events(request: Request[Any, Any, Any]) -> Response[PostResults] 
 @get("/v1/events", summary="Query events")
 async def get_events(
     request: Request[Any, Any, Any],
-    reader: Reader,
-    ids: list[str] | None = None,
-    authors: list[str] | None = None,
-    kinds: list[str] | None = None,
-    scopes: list[str] | None = None,
-    pods: list[str] | None = None,
-    since: int | None = None,
-    until: int | None = None,
-    after: Annotated[int | None, Parameter(description="cursor: events committed after it")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 500,
+    reader: NamedDependency[Reader],
+    ids: FromQuery[list[str] | None] = None,
+    authors: FromQuery[list[str] | None] = None,
+    kinds: FromQuery[list[str] | None] = None,
+    scopes: FromQuery[list[str] | None] = None,
+    pods: FromQuery[list[str] | None] = None,
+    since: FromQuery[int | None] = None,
+    until: FromQuery[int | None] = None,
+    after: Annotated[
+        int | None, QueryParameter(description="cursor: events committed after it")
+    ] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 500,
 ) -> Response[EventsPage]:
     """Events matching the filters (fields AND, comma-separated values OR), in commit order."""
     node = _node(request)
@@ -204,7 +206,7 @@ async def get_events(
 
 @get("/v1/events/{event_id:str}", summary="One event by id")
 async def get_event(
-    request: Request[Any, Any, Any], reader: Reader, event_id: str
+    request: Request[Any, Any, Any], reader: NamedDependency[Reader], event_id: FromPath[str]
 ) -> Response[EventOut] | Response[Problem]:
     """One event, if it exists and the reader may see it (404 otherwise, to reveal nothing)."""
     stored = await _node(request).store.get(event_id)
@@ -217,7 +219,11 @@ async def get_event(
 
 @get("/v1/logs/{pod:str}/{author:str}/{log_scope:str}", summary="The head of one log")
 async def get_log(
-    request: Request[Any, Any, Any], reader: Reader, pod: str, author: str, log_scope: str
+    request: Request[Any, Any, Any],
+    reader: NamedDependency[Reader],
+    pod: FromPath[str],
+    author: FromPath[str],
+    log_scope: FromPath[str],
 ) -> LogHead | Response[Problem]:
     """The log's last seq and id (seq 0 and id null when empty): sign the next at seq+1."""
     if log_scope not in ("pod", "peers", "public"):
@@ -249,12 +255,14 @@ def _for_reader(view: projections.NeedView, reader: Reader) -> projections.NeedV
 @get("/v1/needs", summary="Needs (read model)")
 async def get_needs(
     request: Request[Any, Any, Any],
-    reader: Reader,
-    status: Literal["open", "claimed", "fulfilled", "withdrawn", "expired"] | None = None,
-    category: str | None = None,
-    urgency: str | None = None,
-    after: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    reader: NamedDependency[Reader],
+    status: FromQuery[
+        Literal["open", "claimed", "fulfilled", "withdrawn", "expired"] | None
+    ] = None,
+    category: FromQuery[str | None] = None,
+    urgency: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[projections.NeedView]:
     """Needs with their claims and status; ``expired`` is computed now."""
     node = _node(request)
@@ -279,7 +287,7 @@ async def get_needs(
 
 @get("/v1/needs/{need_id:str}", summary="One need")
 async def get_need(
-    request: Request[Any, Any, Any], reader: Reader, need_id: str
+    request: Request[Any, Any, Any], reader: NamedDependency[Reader], need_id: FromPath[str]
 ) -> projections.NeedView | Response[Problem]:
     """One need with its claims and fulfilment."""
     node = _node(request)
@@ -293,11 +301,11 @@ async def get_need(
 @get("/v1/offers", summary="Offers (read model)")
 async def get_offers(
     request: Request[Any, Any, Any],
-    reader: Reader,
-    category: str | None = None,
-    include_withdrawn: bool = False,
-    after: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    reader: NamedDependency[Reader],
+    category: FromQuery[str | None] = None,
+    include_withdrawn: FromQuery[bool] = False,
+    after: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[projections.OfferView]:
     """Offers of help; withdrawn ones only on request."""
     node = _node(request)
@@ -319,7 +327,7 @@ async def get_offers(
 
 @get("/v1/timebank", summary="Time bank balances (members only)")
 async def get_timebank(
-    request: Request[Any, Any, Any], reader: Reader
+    request: Request[Any, Any, Any], reader: NamedDependency[Reader]
 ) -> projections.TimebankView | Response[Problem]:
     """Balances per person (zero-sum) and pending entries. Needs a member's token."""
     if not reader.is_member:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -17,7 +18,7 @@ from node.ingest import Ingestor
 from node.store.sqlite import SQLiteStore
 from node.streams import StreamLimits
 from protocol.crypto import SigningKey
-from protocol.reasons import InvalidToken
+from protocol.reasons import InvalidToken, KithError
 from protocol.tokens import check_token
 
 VERSION = "0.1.0"
@@ -47,6 +48,7 @@ class Node:
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None
         self._hash_lock = asyncio.Lock()
+        self._lock: IO[str] | None = None
 
     @property
     def pod(self) -> str:
@@ -54,7 +56,21 @@ class Node:
         return self.config.pod
 
     async def start(self) -> None:
-        """Open the store and start the writer."""
+        """Take the data directory's lock, open the store and start the writer.
+
+        One writer per database: the lock stops a second `kith serve`, or an offline
+        `kith member add`/`import`/`verify`, from writing beside a running node (whose
+        in-memory log heads would go stale).
+        """
+        self._lock = open(self.datadir.path / "node.lock", "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise KithError(
+                f"{self.datadir.path} is in use by another kith process (a running `kith serve`?);"
+                " stop it, or talk to it with --url"
+            ) from None
         await self.store.open()
         await self.ingest.start()
         self.fanout.published = await self.store.last_cursor()
@@ -64,6 +80,10 @@ class Node:
         await self.ingest.stop()
         await self.store.close()
         self.executor.shutdown(wait=False)
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def reader_for_token(
         self, token: str, *, purpose: str = "http", nonce: str | None = None
@@ -79,8 +99,10 @@ class Node:
         roster = self.ingest.roster.pods.get(self.pod)
         role = roster.role_of(claims.author) if roster is not None else None
         person = roster.person_of(claims.author) if roster is not None else None
-        if role is None or person is None:
-            raise InvalidToken("unauthorized", "the token's key is not a member of this pod")
+        if role is None or person is None or roster is None or not roster.is_active(claims.author):
+            raise InvalidToken(
+                "unauthorized", "the token's key is not an active member of this pod"
+            )
         return Reader(person=person, role=role, pod=self.pod)
 
     def anonymous(self) -> Reader:

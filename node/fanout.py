@@ -106,6 +106,11 @@ class Subscription:
         # For `need` filters: claim ids seen for those needs, so claim.withdrawn matches.
         self.claims: set[str] = set()
 
+    @property
+    def closed(self) -> bool:
+        """Has this subscription been closed (by the client, a limit or the slow rule)?"""
+        return self.state is SubState.CLOSED
+
     def wants(self, facts: EventFacts) -> bool:
         """Does any filter match (remembering claims of watched needs)?"""
         claims = frozenset(self.claims)

@@ -67,6 +67,21 @@ class PodRoster:
         member = self.members.get(person)
         return member.role if member is not None else None
 
+    def is_active(self, key: str) -> bool:
+        """May this key still act for its person now (read with a token)?
+
+        False once the key is revoked, or its person removed or blocked in any scope.
+        """
+        if key in self.revoked:
+            return False
+        if key in self.roots:
+            return self.roots[key] is None
+        person = self.person_of(key)
+        member = self.members.get(person) if person is not None else None
+        if member is not None and (member.removed or member.blocked):
+            return False
+        return person is not None
+
     def box_key(self, person: str) -> str | None:
         """A member's X25519 box key (for sealing fields to them)."""
         member = self.members.get(person)

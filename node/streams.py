@@ -39,6 +39,7 @@ from protocol.frames import (
     decode_client_frame,
     event_frame,
     live_frame,
+    matches,
     notice_frame,
     ok_frame,
     sub_id_of,
@@ -67,10 +68,15 @@ class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 def to_query(
     f: Filter, reader: Reader, *, after: int | None, limit: int, descending: bool = False
-) -> EventQuery:
-    """The store query for a filter, narrowed to what the reader may see at all."""
+) -> EventQuery | None:
+    """The store query for a filter, narrowed to what the reader may see at all.
+
+    None when the filter asks only for scopes the reader may not read (nothing can match).
+    """
     allowed = readable_scopes(reader)
     scopes = tuple(s for s in f.scopes if s in allowed) if f.scopes else allowed
+    if not scopes:
+        return None
     return EventQuery(
         ids=f.ids,
         authors=f.authors,
@@ -209,6 +215,8 @@ class StreamConnection:
                 text = stored.envelope.decode()
                 if not self.outbox.offer(event_frame(sub.prefix, text, stored.cursor)):
                     await self.outbox.room()
+                    if sub.closed:  # cut while we waited: nothing may follow its CLOSED
+                        return
                     self.outbox.force(event_frame(sub.prefix, text, stored.cursor))
                 sub.last_cursor = stored.cursor
                 if self.outbox.bytes > self.outbox.max_bytes // 2:
@@ -237,7 +245,7 @@ class StreamConnection:
         self, sub: Subscription, after: int | None
     ) -> AsyncIterator[StoredEvent]:
         """Stored events matching any filter, in cursor order, each once."""
-        streams = [self._filter_stream(f, after) for f in sub.filters]
+        streams = [self._filter_stream(f, after, sub) for f in sub.filters]
         heap: list[tuple[int, int, StoredEvent]] = []
         for index, stream in enumerate(streams):
             first = await anext(stream, None)
@@ -257,55 +265,56 @@ class StreamConnection:
                 continue
             yield stored
 
-    async def _filter_stream(self, f: Filter, after: int | None) -> AsyncIterator[StoredEvent]:
+    async def _filter_stream(
+        self, f: Filter, after: int | None, sub: Subscription
+    ) -> AsyncIterator[StoredEvent]:
         page = self.limits.backfill_page
-        reader = self.reader
+        base = to_query(f, self.reader, after=after, limit=page)
+        if base is None:
+            return
         if f.limit is not None:
             # The last `limit` matches, oldest first. Body filters are checked in Python, so
             # read backwards page by page until enough match.
             found: list[StoredEvent] = []
-            before: int | None = None
+            q = msgspec.structs.replace(base, after=None, descending=True)
             while len(found) < f.limit:
-                q = to_query(f, reader, after=None, limit=page, descending=True)
-                if before is not None:
-                    q = msgspec.structs.replace(q, after=before)
                 rows = await self.node.store.query(q)
-                if not rows:
-                    break
                 for row in rows:
                     if after is not None and row.cursor <= after:
+                        rows = []
                         break
-                    if self._body_matches(f, row):
+                    if self._body_matches(f, row, sub):
                         found.append(row)
                         if len(found) == f.limit:
                             break
-                else:
-                    before = rows[-1].cursor
-                    continue
-                break
+                if len(rows) < page:
+                    break
+                q = msgspec.structs.replace(q, after=rows[-1].cursor)
             for row in reversed(found):
                 yield row
             return
-        cursor = after
+        q = base
         while True:
-            rows = await self.node.store.query(to_query(f, reader, after=cursor, limit=page))
+            rows = await self.node.store.query(q)
             for row in rows:
-                if self._body_matches(f, row):
+                if self._body_matches(f, row, sub):
                     yield row
             if len(rows) < page:
                 return
-            cursor = rows[-1].cursor
+            q = msgspec.structs.replace(q, after=rows[-1].cursor)
 
     @staticmethod
-    def _body_matches(f: Filter, row: StoredEvent) -> bool:
+    def _body_matches(f: Filter, row: StoredEvent, sub: Subscription) -> bool:
         if not f.needs_body:
             return True
         env = msgspec.json.decode(row.envelope)
         body = _parse_body(env.get("body"))
         facts = EventFacts(row.id, row.pod, row.author, row.scope, row.kind, row.ts, body)
-        from protocol.frames import matches
-
-        return matches(f, facts)
+        if not matches(f, facts, frozenset(sub.claims)):
+            return False
+        if f.need is not None and row.kind == "claim.made":
+            sub.claims.add(row.id)  # so its later claim.withdrawn matches too
+        return True
 
 
 @websocket("/v1/stream")

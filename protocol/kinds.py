@@ -96,7 +96,7 @@ __all__ = [
 
 #: Canonical unpadded base64url of 32 bytes: 42 free characters, then one whose low 2 bits
 #: are 0 (the spare bits of the last sextet). Keys and event ids both have this shape.
-KEY_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+KEY_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$(?!\n)"  # `$` alone admits a final newline
 
 #: An Ed25519 (or X25519) public key, canonical base64url.
 Key = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]

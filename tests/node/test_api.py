@@ -24,11 +24,6 @@ from protocol.kinds import KNOWN_KINDS
 from protocol.tokens import make_token
 from tests.node.conftest import PodBuilder, event_id, signing_key
 
-# node/api.py declares its dependency (``reader``) and query parameters in the inferred style
-# Litestar >= 2.23 deprecates: building the app warns (LitestarDeprecationWarning) for each.
-# Reported; until api.py is updated, these deprecations — and only these — are allowed here.
-pytestmark = pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)

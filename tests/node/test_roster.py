@@ -332,3 +332,22 @@ def test_pod_creates_an_empty_roster_once_and_snapshot_is_independent() -> None:
     r2.pods[POD].members[ADA].removed["pod"] = 1
     assert STRANGER not in snap.pods[POD].members
     assert snap.pods[POD].members[ADA] == Member(ADA, "member", k(f"box-{ADA}"))
+
+
+def test_is_active_follows_revocation_removal_and_blocks() -> None:
+    from node.roster import Member, PodRoster
+
+    pod = PodRoster("P" * 43)
+    assert pod.is_active(pod.pod)  # the genesis root
+    assert not pod.is_active("stranger")
+    pod.members["alice"] = Member("alice", "member", "box")
+    pod.devices["phone"] = "alice"
+    assert pod.is_active("alice") and pod.is_active("phone")
+    pod.revoked["phone"] = {"pod": 3}
+    assert not pod.is_active("phone") and pod.is_active("alice")
+    pod.members["alice"].blocked["pod"] = 5
+    assert not pod.is_active("alice")
+    pod.members["bob"] = Member("bob", "member", "box", removed={"pod": 1})
+    assert not pod.is_active("bob")
+    pod.roots["old-root"] = 7  # rotated away
+    assert not pod.is_active("old-root")
