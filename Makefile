@@ -33,7 +33,9 @@ pytest: $(STAMP)
 test: lint types pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/protocol_bench.py
+	$(BIN)/python -m bench.protocol_bench
+	$(BIN)/python -m bench.node_bench
+	$(BIN)/python -m bench.stream_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov

@@ -114,8 +114,13 @@ class StreamConnection:
         self.outbox.force(challenge_frame(self.nonce))
         try:
             while True:
-                data = await self.socket.receive_data("text")
-                await self.handle(data)
+                # Text or binary frames alike: clients' libraries differ in what they send.
+                message = await self.socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text: str | None = message.get("text")  # type: ignore[assignment]
+                raw: bytes | None = message.get("bytes")  # type: ignore[assignment]
+                await self.handle(text if text is not None else raw or b"")
         except WebSocketDisconnect:
             pass
         finally:
