@@ -25,7 +25,7 @@ RATE = 100  # events per second
 SECONDS = 5
 BURST = 2000
 
-BASELINE = '''
+BASELINE = """
 import asyncio, sys, websockets
 subs = set()
 async def handler(ws):
@@ -33,6 +33,7 @@ async def handler(ws):
         n = 0
         async for msg in ws:
             n += 1
+            msg = msg if isinstance(msg, str) else msg.decode()
             websockets.broadcast(subs, '["EVENT","s",' + msg + "," + str(n) + "]")
     else:
         subs.add(ws)
@@ -44,7 +45,7 @@ async def main():
     async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), max_size=2**22):
         await asyncio.Future()
 asyncio.run(main())
-'''
+"""
 
 
 class Subscriber(asyncio.Protocol):
@@ -71,7 +72,9 @@ class Subscriber(asyncio.Protocol):
     def send_text(self, payload: bytes) -> None:
         mask = os.urandom(4)
         n = len(payload)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+        head = bytes([0x81]) + (
+            bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
+        )
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         assert self.transport is not None
         self.transport.write(head + mask + masked)
@@ -120,7 +123,9 @@ async def run(port: int, kith: bool, n_subs: int, envelopes: list[bytes]) -> dic
     for start in range(0, n_subs, 100):
         batch = []
         for _ in range(min(100, n_subs - start)):
-            _, proto = await loop.create_connection(lambda: Subscriber(path, sub_frame), "127.0.0.1", port)
+            _, proto = await loop.create_connection(
+                lambda: Subscriber(path, sub_frame), "127.0.0.1", port
+            )
             batch.append(proto)
         await asyncio.gather(*(p.ready for p in batch))
         subs += batch
@@ -130,6 +135,7 @@ async def run(port: int, kith: bool, n_subs: int, envelopes: list[bytes]) -> dic
     sent: list[float] = []
     pub_path = "/v1/stream" if kith else "/pub"
     async with websockets.connect(f"ws://127.0.0.1:{port}{pub_path}", max_size=2**22) as pub:
+
         async def drain() -> None:  # read the CHALLENGE and OKs, or keepalive pings go unanswered
             async for _ in pub:
                 pass
@@ -152,13 +158,17 @@ async def run(port: int, kith: bool, n_subs: int, envelopes: list[bytes]) -> dic
         deadline = time.perf_counter() + 120
         while len(subs[0].arrivals) < want and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
-        burst_one = (subs[0].arrivals[-1] - burst_start) if len(subs[0].arrivals) >= want else float("nan")
+        burst_one = (
+            (subs[0].arrivals[-1] - burst_start) if len(subs[0].arrivals) >= want else float("nan")
+        )
         while min(len(s.arrivals) for s in subs) < want and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         burst_all = time.perf_counter() - burst_start
         drainer.cancel()
     lat = sorted(
-        (s.arrivals[i] - sent[i]) * 1000 for s in subs for i in range(min(len(sent), len(s.arrivals)))
+        (s.arrivals[i] - sent[i]) * 1000
+        for s in subs
+        for i in range(min(len(sent), len(s.arrivals)))
     )
     for s in subs:
         assert s.transport is not None
@@ -186,7 +196,9 @@ async def idle_memory(port: int, pid: int, n: int) -> float:
     subs = []
     for _ in range(n):
         _, proto = await loop.create_connection(
-            lambda: Subscriber("/v1/stream", b'["SUB","s",{"filters":[{"kinds":["offer.*"]}]}]'), "127.0.0.1", port
+            lambda: Subscriber("/v1/stream", b'["SUB","s",{"filters":[{"kinds":["offer.*"]}]}]'),
+            "127.0.0.1",
+            port,
         )
         subs.append(proto)
     await asyncio.gather(*(p.ready for p in subs))
@@ -213,10 +225,12 @@ def main() -> None:
         script = Path(tempfile.mkdtemp()) / "baseline.py"
         script.write_text(BASELINE)
         base = subprocess.Popen([sys.executable, str(script), str(port)], cwd=ROOT)
-        time.sleep(1.0)
-        bare = asyncio.run(run(port, False, n_subs, envs))
-        base.terminate()
-        base.wait()
+        try:
+            time.sleep(1.0)
+            bare = asyncio.run(run(port, False, n_subs, envs))
+        finally:
+            base.terminate()
+            base.wait()
         print(
             f"{n_subs:5d} subscribers: kith p50 {kith['p50']:7.1f} ms  p99 {kith['p99']:7.1f} ms | bare"
             f" websockets p50 {bare['p50']:6.1f} ms  p99 {bare['p99']:6.1f} ms | p99 ratio"

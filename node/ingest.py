@@ -40,6 +40,7 @@ PARALLEL_VERIFY_MIN = 32
 HOLD_LIMIT = 10_000
 HOLD_TTL_MS = 60 * 60 * 1000
 MAX_GROUP = 4096
+RECENT_IDS = 50_000
 
 
 class Result(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -110,6 +111,8 @@ class Ingestor:
         self._writer: asyncio.Task[None] | None = None
         self.listeners: list[Callable[[list[Committed]], Awaitable[None] | None]] = []
         self.counters: dict[str, int] = {}
+        # Ids committed lately (insertion-ordered, bounded): most duplicates are recent.
+        self._recent: dict[str, None] = {}
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -179,7 +182,12 @@ class Ingestor:
             parsed.append((i, event))
         if not parsed:
             return [r for r in results if r is not None]
-        known = await self.store.known_ids(ev.id for _, ev in parsed)
+        # Duplicates are answered before any signature work: from memory for recent ids,
+        # from the store for batches. A small submission skips the store round trip — the
+        # writer still answers `duplicate` for an id it finds stored.
+        known = {ev.id for _, ev in parsed if ev.id in self._recent}
+        if len(parsed) >= PARALLEL_VERIFY_MIN:
+            known |= await self.store.known_ids(ev.id for _, ev in parsed if ev.id not in known)
         fresh: list[tuple[int, Event]] = []
         for i, event in parsed:
             if event.id in known:
@@ -259,6 +267,10 @@ class Ingestor:
                 self.roster = roster_before
             raise
         batch.merge()
+        for done_id in committed_ids(batch):
+            self._recent[done_id] = None
+        while len(self._recent) > RECENT_IDS:
+            del self._recent[next(iter(self._recent))]
         for item, answer in zip(group, answers, strict=True):
             self._count(answer.reason if not answer.ok or answer.reason else None)
             if item.future is not None and not item.future.done():
@@ -309,6 +321,11 @@ class Ingestor:
                 self._held_auth[pod] = kept
             else:
                 del self._held_auth[pod]
+
+
+def committed_ids(batch: _Batch) -> list[str]:
+    """Ids a write group committed."""
+    return [c.event.id for c in batch.committed]
 
 
 def _verify_chunk(events: list[Event]) -> list[Any]:
