@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,12 @@ from node.datadir import DataDir
 from protocol.reasons import KithError
 
 
-async def test_a_second_writer_on_one_data_directory_is_refused(tmp_path: Path) -> None:
+def test_a_second_writer_on_one_data_directory_is_refused(tmp_path: Path) -> None:
     assert main(["init", "--dir", str(tmp_path / "pod"), "--name", "Lock test"]) == 0
+    asyncio.run(_two_writers(tmp_path))
+
+
+async def _two_writers(tmp_path: Path) -> None:
     first = Node(DataDir(tmp_path / "pod"))
     await first.start()
     try:
