@@ -25,7 +25,7 @@ import msgspec
 
 from node import projections
 from node.roster import Roster
-from node.store.base import NewEvent, Placement, Store, WriteTxn
+from node.store.base import EventQuery, NewEvent, Placement, Store, WriteTxn
 from protocol import reasons
 from protocol.envelope import Envelope, Event, Head, check_body, decode_envelope, parse_event
 from protocol.kinds import ROSTER_KINDS, EventRedacted, is_redactable, validate_body
@@ -132,8 +132,6 @@ class Ingestor:
             self._writer = None
 
     async def _load_roster(self) -> None:
-        from node.store.base import EventQuery
-
         after = 0
         kinds = (*sorted(ROSTER_KINDS), "event.redacted")
         while True:

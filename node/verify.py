@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 from node import projections
 from node.app import Node
 from node.roster import Roster
-from node.store.base import Placement
+from node.store.base import Placement, WriteTxn
 from protocol.envelope import check_body, decode_envelope, parse_event, verify_event
 from protocol.kinds import ROSTER_KINDS, EventRedacted, validate_body
 from protocol.logs import LogKey
@@ -97,8 +96,8 @@ async def rebuild_projections(node: Node) -> None:
     async for batch in node.store.scan():
         envelopes.extend((e.envelope, e.placement) for e in batch)
 
-    def run(txn: object) -> None:
-        conn: sqlite3.Connection = txn.connection  # type: ignore[attr-defined]
+    def run(txn: WriteTxn) -> None:
+        conn = txn.connection
         projections.reset(conn)
         roster = Roster()
         redacted: list[str] = []
