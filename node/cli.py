@@ -200,7 +200,17 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
     from node.api import build_app
 
     app = build_app(node)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    from node.streams import KithWebSocketProtocol
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws=KithWebSocketProtocol,
+        ws_max_size=4 * 1024 * 1024,
+    )
     server = uvicorn.Server(config)
 
     async def run() -> None:

@@ -70,6 +70,11 @@ class Outbox:
         """Wait until the outbox is at most half full (backfill pacing)."""
         await self._room.wait()
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued and not yet handed to the connection."""
+        return self.bytes
+
 
 class SubState(enum.Enum):
     """Where a subscription is."""

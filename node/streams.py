@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_impl import (
+    WebSocketProtocol as _UvicornWebSocketProtocol,
+)
 
 from node.access import EventFacts as AccessFacts
 from node.access import Reader, may_read, readable_scopes
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
     from node.app import Node
 
 log = logging.getLogger("kith.streams")
+#: Scope extension under which KithWebSocketProtocol exposes the connection.
+DIRECT_EXTENSION = "kith.direct-websocket"
 
 
 class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +96,67 @@ def to_query(
     )
 
 
+class KithWebSocketProtocol(_UvicornWebSocketProtocol):
+    """uvicorn's websockets protocol, handing itself to ``/v1/stream`` through the ASGI scope.
+
+    Fanout then writes frames straight onto the connection (``write_frame_sync``, what
+    ``websockets.broadcast`` does) instead of one ASGI ``send`` per frame per subscriber.
+    """
+
+    async def run_asgi(self) -> None:
+        """Expose this connection, then run the app as uvicorn does."""
+        extensions: dict[str, Any] = self.scope["extensions"]
+        extensions[DIRECT_EXTENSION] = self
+        await super().run_asgi()
+
+
+class DirectOutbox(Outbox):
+    """Frames written straight onto the connection's transport; its write buffer is the queue.
+
+    A byte buffer cannot count frames, so the bound is bytes: the smaller of ``max_bytes`` and
+    ``max_frames`` KiB. No sender task is needed.
+    """
+
+    def __init__(self, proto: Any, *, max_frames: int, max_bytes: int) -> None:
+        super().__init__(max_frames=max_frames, max_bytes=min(max_bytes, max_frames * 1024))
+        self._proto = proto
+
+    async def handshake_done(self) -> None:
+        """Wait until the 101 response is on the wire."""
+        await self._proto.handshake_completed_event.wait()
+
+    def _buffered(self) -> int:
+        transport = self._proto.transport
+        return int(transport.get_write_buffer_size()) if transport is not None else 0
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._buffered()
+
+    def offer(self, frame: str) -> bool:
+        data = frame.encode()
+        if self._buffered() + len(data) > self.max_bytes:
+            return False
+        self._write(data)
+        return True
+
+    def force(self, frame: str) -> None:
+        self._write(frame.encode())
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(Exception):  # a closing connection: the receive loop ends it
+            if self._proto.open:
+                self._proto.write_frame_sync(True, 0x1, data)
+
+    async def take(self) -> list[str]:  # pragma: no cover - no sender task runs in direct mode
+        await asyncio.Event().wait()
+        return []
+
+    async def room(self) -> None:
+        while self._buffered() > self.max_bytes // 2 and self._proto.open:
+            await asyncio.sleep(0.005)
+
+
 class StreamConnection:
     """One client websocket."""
 
@@ -99,7 +165,12 @@ class StreamConnection:
         self.socket = socket
         self.limits = limits
         self.reader: Reader = node.anonymous()
-        self.outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
+        proto = (socket.scope.get("extensions") or {}).get(DIRECT_EXTENSION)
+        self.outbox: Outbox = (
+            DirectOutbox(proto, max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
+            if proto is not None
+            else Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
+        )
         self.subs: dict[str, Subscription] = {}
         self.nonce = b64e(os.urandom(18))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,7 +181,14 @@ class StreamConnection:
 
     async def run(self) -> None:
         """Serve the connection until the client leaves."""
-        sender = asyncio.create_task(self._send_loop())
+        sender = (
+            asyncio.create_task(self._send_loop())
+            if not isinstance(self.outbox, DirectOutbox)
+            else None
+        )
+        if isinstance(self.outbox, DirectOutbox):
+            # accept() only starts the handshake: frames may follow the 101 response only.
+            await self.outbox.handshake_done()
         self.outbox.force(challenge_frame(self.nonce))
         try:
             while True:
@@ -128,9 +206,10 @@ class StreamConnection:
                 sub.close("closed", notify=False)
             for task in list(self._tasks):
                 task.cancel()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
 
     async def _send_loop(self) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
@@ -224,7 +303,7 @@ class StreamConnection:
                         return
                     self.outbox.force(event_frame(sub.prefix, text, stored.cursor))
                 sub.last_cursor = stored.cursor
-                if self.outbox.bytes > self.outbox.max_bytes // 2:
+                if self.outbox.pending_bytes > self.outbox.max_bytes // 2:
                     await self.outbox.room()
             # Everything committed up to `covered` is either backfilled or in `pending`
             # once the fanout has routed it: wait for that, then flush and go live.
