@@ -200,7 +200,7 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
     from node.api import build_app
 
     app = build_app(node)
-    from node.streams import KithWebSocketProtocol
+    from node.streams import direct_websocket_protocol
 
     config = uvicorn.Config(
         app,
@@ -208,7 +208,7 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
         port=port,
         log_level="warning",
         lifespan="on",
-        ws=KithWebSocketProtocol,
+        ws=direct_websocket_protocol(),
         ws_max_size=4 * 1024 * 1024,
     )
     server = uvicorn.Server(config)

@@ -14,15 +14,13 @@ import contextlib
 import heapq
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
-from uvicorn.protocols.websockets.websockets_impl import (
-    WebSocketProtocol as _UvicornWebSocketProtocol,
-)
 
 from node.access import EventFacts as AccessFacts
 from node.access import Reader, may_read, readable_scopes
@@ -96,18 +94,25 @@ def to_query(
     )
 
 
-class KithWebSocketProtocol(_UvicornWebSocketProtocol):
+def direct_websocket_protocol() -> type[Any]:
     """uvicorn's websockets protocol, handing itself to ``/v1/stream`` through the ASGI scope.
 
     Fanout then writes frames straight onto the connection (``write_frame_sync``, what
     ``websockets.broadcast`` does) instead of one ASGI ``send`` per frame per subscriber.
+    Built on demand: importing uvicorn's implementation warns that it rides on
+    ``websockets.legacy``, and only ``kith serve`` needs it.
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
 
-    async def run_asgi(self) -> None:
-        """Expose this connection, then run the app as uvicorn does."""
-        extensions: dict[str, Any] = self.scope["extensions"]
-        extensions[DIRECT_EXTENSION] = self
-        await super().run_asgi()
+    class KithWebSocketProtocol(WebSocketProtocol):
+        async def run_asgi(self) -> None:
+            extensions: dict[str, Any] = self.scope["extensions"]
+            extensions[DIRECT_EXTENSION] = self
+            await super().run_asgi()
+
+    return KithWebSocketProtocol
 
 
 class DirectOutbox(Outbox):
