@@ -59,12 +59,12 @@ VERSION: Final = 1
 WINDOW: Final = 8
 #: Events in one EVENTS frame.
 MAX_EVENTS_PER_FRAME: Final = 1000
-#: Entries in one WANT vector (one per log).
-MAX_VECTOR: Final = 200_000
+#: Entries in one WANT vector (one per log; ~150 bytes each, so a vector fits one frame).
+MAX_VECTOR: Final = 25_000
 #: Roster envelopes a HELLO may carry to attest its node key.
 MAX_ROSTER: Final = 64
-#: The largest frame either side accepts (a full EVENTS frame of big events, a big vector).
-MAX_FRAME_BYTES: Final = 32 * 1024 * 1024
+#: The largest frame either side accepts (the websocket message limit of ``kith serve``).
+MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 #: How long an AUTH signature is valid.
 AUTH_TTL_MS: Final = 60_000
 #: First line of the handshake transcript whose hash every AUTH signs.
@@ -111,6 +111,9 @@ class HelloInfo(msgspec.Struct, frozen=True, kw_only=True):
     store: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     cursor: Cursor
     roster: Annotated[tuple[msgspec.Raw, ...], msgspec.Meta(max_length=MAX_ROSTER)] = ()
+    #: ``link`` (kept open, live) or ``once`` (``kith sync``: catch up both ways, then close;
+    #: the listener keeps any standing link to that pod as it is).
+    mode: Literal["link", "once"] = "link"
 
 
 class Hello(msgspec.Struct, frozen=True, array_like=True, tag="HELLO"):
@@ -241,11 +244,11 @@ def events_frame(upto: int, envelopes: Sequence[bytes]) -> bytes:
 
 
 def transcript(dialer: HelloInfo, listener: HelloInfo) -> bytes:
-    """The handshake transcript: both nonces, node keys and pods, and who dialled whom."""
+    """The handshake transcript: both nonces, node keys and pods, who dialled, and the mode."""
     return (
         TRANSCRIPT_PREFIX
         + (
-            f"dialer {dialer.pod} {dialer.node_key} {dialer.nonce}\n"
+            f"dialer {dialer.pod} {dialer.node_key} {dialer.nonce} {dialer.mode}\n"
             f"listener {listener.pod} {listener.node_key} {listener.nonce}"
         ).encode()
     )
@@ -412,6 +415,7 @@ class PeerHello(msgspec.Struct, frozen=True):
     store: str
     cursor: int
     roster: tuple[bytes, ...]
+    once: bool = False
 
 
 class Authenticated(msgspec.Struct, frozen=True):
@@ -503,6 +507,7 @@ class FederationConnection:
         nonce: str,
         cursor: int,
         roster: Sequence[bytes] = (),
+        once: bool = False,
         window: int = WINDOW,
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
@@ -521,6 +526,7 @@ class FederationConnection:
             store=identity.store,
             cursor=cursor,
             roster=tuple(msgspec.Raw(r) for r in roster),
+            mode="once" if once else "link",
         )
         self.theirs: HelloInfo | None = None
         self._early_auth: Auth | None = None
@@ -668,7 +674,8 @@ class FederationConnection:
         self.theirs = info
         self.phase = Phase.IDENTIFYING
         roster = tuple(bytes(r) for r in info.roster)
-        return [PeerHello(info.pod, info.node_key, info.store, info.cursor, roster)]
+        once = info.mode == "once"
+        return [PeerHello(info.pod, info.node_key, info.store, info.cursor, roster, once)]
 
     def _on_early_auth(self, frame: Auth, now_ms: int) -> list[SyncEvent]:
         if self._early_auth is not None:
