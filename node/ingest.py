@@ -430,12 +430,11 @@ class _Batch:
                 )
             if chain is Chain.FORK:
                 # Relayed by a peer: keep as proof, flag the log, never project it.
-                cursor = txn.insert(_new(event, Placement.PROOF, event.body))
+                proof = _new(event, Placement.PROOF, event.body, source)
+                cursor = txn.insert(proof)
                 self.forks.add(key)
                 if cursor is not None:
-                    self.committed.append(
-                        Committed(cursor, _new(event, Placement.PROOF, event.body), Placement.PROOF)
-                    )
+                    self.committed.append(Committed(cursor, proof, Placement.PROOF))
                 return _accepted(event.id, reasons.FORK, "kept as proof of a fork; log flagged")
             auth = ing.roster.authorize(head)
             if auth is Authorization.UNKNOWN:
@@ -489,7 +488,7 @@ class _Batch:
             txn.record_redaction(event.id, redaction[0])
             body, struct = None, None
         placement = Placement.LOG if projectable else Placement.UNPROJECTED
-        new = _new(event, placement, body)
+        new = _new(event, placement, body, source)
         cursor = txn.insert(new)
         if cursor is None:
             return _accepted(event.id, reasons.DUPLICATE)
@@ -570,7 +569,7 @@ class _Target(NamedTuple):
     kind: str
 
 
-def _new(event: Event, placement: Placement, body: str | None) -> NewEvent:
+def _new(event: Event, placement: Placement, body: str | None, source: Source) -> NewEvent:
     head = event.head
     return NewEvent(
         id=event.id,
@@ -584,4 +583,6 @@ def _new(event: Event, placement: Placement, body: str | None) -> NewEvent:
         sig=event.envelope.sig,
         body=body,
         placement=placement,
+        # The direct peer it came from, so federation never sends it back there.
+        origin=source.peer_pod if source.origin == "peer" else None,
     )

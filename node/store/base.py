@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import enum
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import NamedTuple, TypeVar
 
 import msgspec
@@ -42,6 +42,9 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     sig: str
     body: str | None
     placement: Placement = Placement.LOG
+    #: The pod id of the direct peer this event was received from; None for the node's own
+    #: clients and imports. Federation never echoes an event back to its origin.
+    origin: str | None = None
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +94,31 @@ class WireEvent(NamedTuple):
     wire: bytes
 
 
+class FederatedEvent(NamedTuple):
+    """One event as federation sends it: head facts and the exact stored envelope bytes."""
+
+    cursor: int
+    id: str
+    pod: str
+    author: str
+    scope: str
+    seq: int
+    kind: str
+    envelope: bytes
+
+
+#: A log position ``(pod, author, scope, seq)``; in ``missing_events`` the seq is an "after".
+LogPosition = tuple[str, str, str, int]
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """How far a peer's log has been received: its ``store`` id and commit ``cursor``."""
+
+    store: str
+    cursor: int
+    updated_ms: int
+
+
 class WriteTxn(abc.ABC):
     """What a writer batch may do inside its one transaction (runs on the writer thread)."""
 
@@ -126,6 +154,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Flush and close."""
+
+    @property
+    @abc.abstractmethod
+    def store_id(self) -> str:
+        """A random id of this database, made when it was created (available after ``open``).
+
+        Cursors are only comparable within one store: a peer's checkpoint names the store
+        its cursor belongs to, so a replaced database starts over instead of skipping.
+        """
 
     @abc.abstractmethod
     async def transact(self, fn: Callable[[WriteTxn], T]) -> T:
@@ -186,3 +223,51 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def backup(self, path: str) -> None:
         """Write a consistent online copy of the store to ``path``."""
+
+    # -- federation -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_checkpoint(self, pod: str) -> Checkpoint | None:
+        """The stored checkpoint of peer ``pod``, if any."""
+
+    @abc.abstractmethod
+    async def set_checkpoint(self, pod: str, store: str, cursor: int, now_ms: int) -> None:
+        """Record, durably, that peer ``pod``'s store ``store`` was received up to ``cursor``.
+
+        The cursor never moves backwards for the same store; a different store id replaces
+        the checkpoint (the peer's database was replaced, its cursors start over).
+        """
+
+    @abc.abstractmethod
+    async def checkpoints(self) -> dict[str, Checkpoint]:
+        """Every peer's checkpoint, by pod."""
+
+    @abc.abstractmethod
+    async def federation_page(
+        self, after: int, *, home_pod: str, peer_pod: str, limit: int
+    ) -> tuple[list[FederatedEvent], int]:
+        """Events after cursor ``after`` that may go to the direct peer of pod ``peer_pod``.
+
+        That is ``public`` events and the ``peers`` events of ``home_pod`` (never ``pod``
+        scope), except those received from ``peer_pod`` itself (no echo), of any placement,
+        in cursor order, at most ``limit``. The second value ``upto`` is the cursor the page
+        covers: everything up to it that this peer should get is in this page or an earlier
+        one (the last row's cursor when the page is full, else the last committed cursor).
+        """
+
+    @abc.abstractmethod
+    async def log_ids_at(self, positions: Sequence[LogPosition]) -> dict[LogPosition, str]:
+        """The id of the in-log (non-proof) event at each stored ``(pod, author, scope, seq)``.
+
+        Positions with no stored event are absent from the answer (fork detection compares
+        the ids a peer announces against these).
+        """
+
+    @abc.abstractmethod
+    def missing_events(
+        self, ranges: Sequence[LogPosition], *, page: int = 1000
+    ) -> AsyncIterator[tuple[list[FederatedEvent], int]]:
+        """For each ``(pod, author, scope, after_seq)``, that log's non-proof events with
+        ``seq > after_seq``, all merged in cursor order; pages of at most ``page`` events,
+        each with its last cursor. The caller passes only logs the peer may receive.
+        """

@@ -8,8 +8,11 @@ returns wire bytes without re-encoding anything.
 
 from __future__ import annotations
 
+import array
+import base64
 import heapq
 import itertools
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,7 +22,10 @@ import aiosqlite
 import msgspec
 
 from node.store.base import (
+    Checkpoint,
     EventQuery,
+    FederatedEvent,
+    LogPosition,
     NewEvent,
     Placement,
     Store,
@@ -29,12 +35,19 @@ from node.store.base import (
 )
 from protocol.kinds import kind_matches
 from protocol.logs import LogKey, LogState
+from protocol.reasons import KithError
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+#: 2: ``events.origin`` (the peer an event came from), ``peer_checkpoints``, a ``store_id``.
+SCHEMA_VERSION = 2
 
-SCHEMA = """
+# Every head column is immutable; ``origin`` too (it decides where an event may be sent).
+_HEADS_TRIGGER = """events_heads_append_only
+BEFORE UPDATE OF cursor, id, pod, author, scope, seq, ts, kind, placement, prefix, origin ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"""
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
     cursor    INTEGER PRIMARY KEY AUTOINCREMENT,
     id        TEXT NOT NULL UNIQUE,
@@ -46,7 +59,8 @@ CREATE TABLE IF NOT EXISTS events (
     kind      TEXT NOT NULL,
     placement INTEGER NOT NULL,
     prefix    BLOB NOT NULL,
-    body      BLOB
+    body      BLOB,
+    origin    TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_log ON events (pod, author, scope, seq)
     WHERE placement != 1;
@@ -61,9 +75,13 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS events_heads_append_only
-BEFORE UPDATE OF cursor, id, pod, author, scope, seq, ts, kind, placement, prefix ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TABLE IF NOT EXISTS peer_checkpoints (
+    pod        TEXT PRIMARY KEY,
+    store      TEXT NOT NULL,
+    cursor     INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS {_HEADS_TRIGGER}
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_body_only_redacted BEFORE UPDATE OF body ON events
@@ -84,6 +102,12 @@ _WIRE_COLUMNS = (
     """CAST('{"id":"' || e.id || '","cursor":' || e.cursor || ',"envelope":'"""
     """ || e.prefix || coalesce(e.body, 'null') || '}}' AS BLOB)"""
 )
+_FEDERATED_COLUMNS = (
+    "e.cursor, e.id, e.pod, e.author, e.scope, e.seq, e.kind,"
+    " CAST(e.prefix || coalesce(e.body, 'null') || '}' AS BLOB)"
+)
+#: Positions per statement in ``log_ids_at`` (4 parameters each, well under SQLite's limit).
+_POSITIONS_PER_QUERY = 500
 
 
 def envelope_prefix(head: str, sig: str) -> bytes:
@@ -134,8 +158,9 @@ class _Txn(WriteTxn):
     def insert(self, event: NewEvent) -> int | None:
         cur = self._conn.execute(
             # Only a repeated id is a no-op; a second event at one log position must fail loudly.
-            "INSERT INTO events (id, pod, author, scope, seq, ts, kind, placement, prefix, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO events"
+            " (id, pod, author, scope, seq, ts, kind, placement, prefix, body, origin)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (
                 event.id,
                 event.pod,
@@ -147,6 +172,7 @@ class _Txn(WriteTxn):
                 int(event.placement),
                 envelope_prefix(event.head, event.sig),
                 _json.encode(event.body) if event.body is not None else None,
+                event.origin,
             ),
         )
         if cur.rowcount == 0:
@@ -170,6 +196,64 @@ class _Txn(WriteTxn):
         return row is not None
 
 
+def _prepare(conn: sqlite3.Connection, extra_schema: str) -> tuple[int, int, str]:
+    """Create or migrate the schema; return (version found — 0 if new —, version now, store id).
+
+    Runs on the writer connection before anything else uses it. Each migration step is
+    one ``BEGIN IMMEDIATE`` transaction that re-checks what it changes, so two processes
+    opening an old database at once (``kith backup`` beside a starting node) cannot both
+    apply it.
+    """
+    found = _stored_version(conn)
+    if found > SCHEMA_VERSION:
+        raise KithError(
+            f"the database has schema version {found}, newer than this kith understands"
+            f" ({SCHEMA_VERSION}); upgrade kith"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if columns and "origin" not in columns:
+            # v1 → v2. Existing events were all received before federation: NULL (local)
+            # is the honest value, and at worst one is sent back to a peer that has it.
+            conn.execute("ALTER TABLE events ADD COLUMN origin TEXT")
+            conn.execute("DROP TRIGGER IF EXISTS events_heads_append_only")
+            conn.execute(f"CREATE TRIGGER {_HEADS_TRIGGER}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    # executescript commits first, so it runs outside the step above; every statement in
+    # it is IF NOT EXISTS.
+    conn.executescript(SCHEMA + extra_schema)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+        new_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (new_id,))
+        store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return found, SCHEMA_VERSION, str(store_id)
+
+
+def _stored_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in ``meta`` (0 for a new, empty database)."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if has_meta is None:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``fn`` on aiosqlite's own thread with its sqlite3 connection.
 
@@ -189,16 +273,23 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._kinds: set[str] = set()  # every kind stored: filters expand prefixes over it
+        self._store_id: str | None = None
+        #: The schema version the database had when opened, and the one it has now.
+        self.opened_version = 0
+        self.schema_version = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(str(self.path), isolation_level=None)
         await _on_thread(self._writer, _pragmas)
-        await self._writer.executescript(SCHEMA + self._extra_schema)
-        await self._writer.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
+        try:
+            self.opened_version, self.schema_version, self._store_id = await _on_thread(
+                self._writer, lambda conn: _prepare(conn, self._extra_schema)
+            )
+        except BaseException:
+            await self._writer.close()
+            self._writer = None
+            raise
         rows = await self._writer.execute_fetchall("SELECT DISTINCT kind FROM events")
         self._kinds.update(row[0] for row in rows)
         self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
@@ -210,6 +301,13 @@ class SQLiteStore(Store):
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+
+    @property
+    def store_id(self) -> str:
+        """This database's random id (base64url of 16 bytes), kept in ``meta``."""
+        if self._store_id is None:
+            raise RuntimeError("store is not open")
+        return self._store_id
 
     @property
     def _w(self) -> aiosqlite.Connection:
@@ -355,3 +453,145 @@ class SQLiteStore(Store):
             await self._r.backup(target)
         finally:
             target.close()
+
+    # -- federation -------------------------------------------------------------------
+
+    async def get_checkpoint(self, pod: str) -> Checkpoint | None:
+        rows = list(
+            await self._r.execute_fetchall(
+                "SELECT store, cursor, updated_ms FROM peer_checkpoints WHERE pod = ?", (pod,)
+            )
+        )
+        return (
+            Checkpoint(store=rows[0][0], cursor=rows[0][1], updated_ms=rows[0][2]) if rows else None
+        )
+
+    async def set_checkpoint(self, pod: str, store: str, cursor: int, now_ms: int) -> None:
+        # Through ``transact``: the one writer connection and its commit (synchronous=FULL),
+        # queued between ingest's groups rather than contending with them for the lock.
+        def write(txn: WriteTxn) -> None:
+            txn.connection.execute(
+                "INSERT INTO peer_checkpoints (pod, store, cursor, updated_ms)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (pod) DO UPDATE SET"
+                # SET expressions all read the old row: same store → never backwards.
+                " cursor = CASE WHEN store = excluded.store"
+                " THEN max(cursor, excluded.cursor) ELSE excluded.cursor END,"
+                " store = excluded.store, updated_ms = excluded.updated_ms",
+                (pod, store, cursor, now_ms),
+            )
+
+        await self.transact(write)
+
+    async def checkpoints(self) -> dict[str, Checkpoint]:
+        rows = await self._r.execute_fetchall(
+            "SELECT pod, store, cursor, updated_ms FROM peer_checkpoints"
+        )
+        return {r[0]: Checkpoint(store=r[1], cursor=r[2], updated_ms=r[3]) for r in rows}
+
+    async def federation_page(
+        self, after: int, *, home_pod: str, peer_pod: str, limit: int
+    ) -> tuple[list[FederatedEvent], int]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")  # an empty page would claim coverage
+
+        def page(conn: sqlite3.Connection) -> tuple[list[FederatedEvent], int]:
+            # One read transaction: ``upto`` must describe the same snapshot as the rows.
+            conn.execute("BEGIN")
+            try:
+                # A range scan of the primary key in cursor order (no sort); rows the peer
+                # may not get are skipped as they are read.
+                rows = conn.execute(
+                    f"SELECT {_FEDERATED_COLUMNS} {_FROM} WHERE e.cursor > ?"
+                    " AND (e.scope = 'public' OR (e.scope = 'peers' AND e.pod = ?))"
+                    " AND (e.origin IS NULL OR e.origin != ?)"
+                    " ORDER BY e.cursor LIMIT ?",
+                    (after, home_pod, peer_pod, limit),
+                ).fetchall()
+                if len(rows) == limit:
+                    upto = int(rows[-1][0])
+                else:
+                    last = conn.execute("SELECT MAX(cursor) FROM events").fetchone()[0]
+                    upto = max(after, int(last or 0))
+            finally:
+                conn.execute("COMMIT")
+            return [FederatedEvent._make(row) for row in rows], upto
+
+        return await _on_thread(self._r, page)
+
+    async def log_ids_at(self, positions: Sequence[LogPosition]) -> dict[LogPosition, str]:
+        wanted = list(positions)
+
+        def lookup(conn: sqlite3.Connection) -> dict[LogPosition, str]:
+            found: dict[LogPosition, str] = {}
+            for start in range(0, len(wanted), _POSITIONS_PER_QUERY):
+                chunk = wanted[start : start + _POSITIONS_PER_QUERY]
+                # The positions as a VALUES list joined to events: one events_log index
+                # probe per position (the reader is query_only, so no temp table).
+                values = ",".join("(?, ?, ?, ?)" for _ in chunk)
+                rows = conn.execute(
+                    f"WITH p (pod, author, scope, seq) AS (VALUES {values})"
+                    " SELECT e.pod, e.author, e.scope, e.seq, e.id FROM p JOIN events e"
+                    " ON e.pod = p.pod AND e.author = p.author AND e.scope = p.scope"
+                    " AND e.seq = p.seq AND e.placement != 1",
+                    [v for position in chunk for v in position],
+                ).fetchall()
+                for pod, author, scope, seq, event_id in rows:
+                    found[(pod, author, scope, seq)] = event_id
+            return found
+
+        return await _on_thread(self._r, lookup)
+
+    async def missing_events(
+        self, ranges: Sequence[LogPosition], *, page: int = 1000
+    ) -> AsyncIterator[tuple[list[FederatedEvent], int]]:
+        """See ``Store.missing_events``. Two passes, both proportional to what is missing:
+
+        1. For each range, read the cursors of its missing events from the ``events_log``
+           index alone (it covers ``cursor``, the rowid): an index seek plus a short range.
+           All cursors go into one compact array, sorted once — that merges the logs into
+           cursor order.
+        2. Fetch the rows a page at a time by primary key.
+
+        Memory is the cursor array (8 bytes per missing event) plus one page. No read
+        transaction is held between pages (a slow peer must not pin the WAL); events are
+        append-only, so a cursor found in pass 1 is still there in pass 2.
+        """
+        if page < 1:
+            raise ValueError("page must be at least 1")
+        # One range per log (the lowest after_seq), so no cursor is found twice.
+        wanted: dict[tuple[str, str, str], int] = {}
+        for pod, author, scope, after_seq in ranges:
+            key = (pod, author, scope)
+            wanted[key] = min(after_seq, wanted.get(key, after_seq))
+
+        def cursors(conn: sqlite3.Connection) -> array.array[int]:
+            found = array.array("q")
+            conn.execute("BEGIN")
+            try:
+                for (pod, author, scope), after_seq in wanted.items():
+                    rows = conn.execute(
+                        "SELECT cursor FROM events INDEXED BY events_log"
+                        " WHERE pod = ? AND author = ? AND scope = ? AND seq > ?"
+                        " AND placement != 1",
+                        (pod, author, scope, after_seq),
+                    )
+                    found.extend(row[0] for row in rows)
+            finally:
+                conn.execute("COMMIT")
+            return array.array("q", sorted(found))
+
+        all_cursors = await _on_thread(self._r, cursors)
+        for start in range(0, len(all_cursors), page):
+            chunk = all_cursors[start : start + page].tolist()
+
+            def fetch(conn: sqlite3.Connection, chunk: list[int] = chunk) -> list[FederatedEvent]:
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT {_FEDERATED_COLUMNS} {_FROM} WHERE e.cursor IN ({marks})"
+                    " ORDER BY e.cursor",
+                    chunk,
+                ).fetchall()
+                return [FederatedEvent._make(row) for row in rows]
+
+            events = await _on_thread(self._r, fetch)
+            yield events, chunk[-1]

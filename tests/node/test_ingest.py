@@ -907,6 +907,37 @@ async def test_listeners_see_a_proof_once(ingestor: Ingestor, pod: PodBuilder) -
     assert [(c.event.id, c.placement) for c in seen] == [(event_id(rival), Placement.PROOF)]
 
 
+async def test_events_remember_the_peer_they_came_from(
+    ingestor: Ingestor, store: SQLiteStore, pod: PodBuilder
+) -> None:
+    """Origin is the direct peer (for "never echo"); the node's own clients and imports: None."""
+    seen: list[Committed] = []
+    ingestor.listeners.append(seen.extend)
+    oak, ash = PodBuilder("oak"), PodBuilder("ash")
+    assert all(stored_ok(r) for r in await ingestor.submit(pod.genesis(), CLIENT))
+    assert all(stored_ok(r) for r in await ingestor.submit(oak.genesis(), from_peer(oak.id)))
+    assert all(stored_ok(r) for r in await ingestor.submit(ash.genesis(), IMPORT))
+    zed = oak.key("zed")
+    await ingestor.submit([oak.add("zed")], from_peer(oak.id))
+    rival = oak.sign(
+        oak.node,
+        "member.added",
+        {"key": zed.public_b64, "role": "coordinator", "box_key": "x"},
+        scope="public",
+        seq=1,
+        prev=None,
+        advance=False,
+    )
+    [proof] = await ingestor.submit([rival], from_peer("relay"))  # a fork: kept as proof
+    assert proof.reason == "fork"
+    origins = {c.event.id: c.event.origin for c in seen}
+    assert list(origins.values()) == [None, None, oak.id, oak.id, None, None, oak.id, "relay"]
+    rows, _ = await store.federation_page(0, home_pod=pod.id, peer_pod=oak.id, limit=100)
+    assert [r.id for r in rows] == [c.event.id for c in seen if c.event.origin != oak.id]
+    rows, _ = await store.federation_page(0, home_pod=pod.id, peer_pod="relay", limit=100)
+    assert event_id(rival) not in {r.id for r in rows} and len(rows) == 7
+
+
 async def test_stop_is_idempotent_and_safe_before_start(
     store: SQLiteStore, pod: PodBuilder, make_ingestor: Callable[..., Any]
 ) -> None:
