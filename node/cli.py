@@ -427,6 +427,164 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from node.app import Node
+    from node.datadir import DataDir
+
+    data = DataDir(args.dir)
+    data.config()
+
+    async def run() -> tuple[int, int]:
+        # Through Node.start, like `import` and `verify`: it takes the data directory's
+        # lock (D17), so a running node is refused rather than migrated under its feet.
+        node = Node(data)
+        await node.start()
+        try:
+            return node.store.opened_version, node.store.schema_version
+        finally:
+            await node.stop()
+
+    before, after = asyncio.run(run())
+    if before == after:
+        print(f"{data.db_path}: schema version {after}, already current")
+    elif before == 0:
+        print(f"{data.db_path}: created at schema version {after}")
+    else:
+        print(f"{data.db_path}: migrated from schema version {before} to {after}")
+    return 0
+
+
+# -- peer ------------------------------------------------------------------------------
+
+
+def cmd_peer_add(args: argparse.Namespace) -> int:
+    from node.datadir import DataDir
+    from node.peers import PeerEntry, editing
+
+    data = DataDir(args.dir)
+    config = data.config()
+    entry = PeerEntry.checked(
+        pod=args.pod,
+        url=args.url,
+        insecure=args.insecure,
+        added_ms=int(time.time() * 1000),
+        own_pod=config.pod,
+    )
+    with editing(data.peers_path) as peers:
+        old = peers.get(entry.pod)
+        if old is not None:  # an update keeps when the peer was first added
+            entry = msgspec.structs.replace(entry, added_ms=old.added_ms)
+        peers.add(entry)
+    insecure = " (plain ws:// allowed: --insecure)" if entry.insecure else ""
+    if old is None:
+        print(f"Added peer {entry.pod} at {entry.url}{insecure}")
+    elif old == entry:
+        print(f"Peer {entry.pod} at {entry.url} was already listed{insecure}")
+    else:
+        print(f"Updated peer {entry.pod}: {old.url} -> {entry.url}{insecure}")
+    print(f"Saved in {data.peers_path}; a running node picks it up within seconds.")
+    return 0
+
+
+def cmd_peer_remove(args: argparse.Namespace) -> int:
+    from node.datadir import DataDir
+    from node.peers import PeerError, editing
+
+    data = DataDir(args.dir)
+    data.config()
+    with editing(data.peers_path) as peers:
+        if not peers.remove(args.pod):
+            raise PeerError(
+                "peer:unknown", f"{args.pod} is not a peer here (`kith peer list` shows them)"
+            )
+    print(f"Removed peer {args.pod}; a running node drops it within seconds.")
+    return 0
+
+
+#: What ``kith peer list`` shows for a peer when the node cannot tell.
+NODE_NOT_RUNNING = "node not running"
+UNKNOWN = "unknown"
+
+
+def _live_peers(config: Any) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Ask the running node (at its configured address) for each peer's live state.
+
+    Returns the node's status line and the ``/.well-known/kith`` ``federation.peers``
+    entries by pod ({} when the node does not report them).
+    """
+    from node.client import KithClient
+
+    # A node bound to every interface is reached on loopback.
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"http://{host}:{config.port}"
+    try:
+        info = KithClient(url, timeout=3.0).info()
+    except KithError:
+        return NODE_NOT_RUNNING, {}
+    if not isinstance(info, dict) or info.get("pod") != config.pod:
+        return f"another node answers at {url}", {}
+    federation = info.get("federation")
+    live = federation.get("peers") if isinstance(federation, dict) else None
+    by_pod: dict[str, dict[str, Any]] = {}
+    for item in live if isinstance(live, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("pod"), str):
+            by_pod[item["pod"]] = item
+    return f"running at {url}", by_pod
+
+
+def cmd_peer_list(args: argparse.Namespace) -> int:
+    from node.datadir import DataDir
+    from node.peers import PeerList
+
+    data = DataDir(args.dir)
+    config = data.config()
+    peers = list(PeerList.load(data.peers_path))
+    node_state, live = _live_peers(config)
+    running = node_state.startswith("running")
+    rows = []
+    for entry in peers:
+        item = live.get(entry.pod)
+        if not running:
+            state = NODE_NOT_RUNNING
+        elif item is None:
+            state = UNKNOWN
+        else:
+            state = str(item.get("state", UNKNOWN))
+        rows.append(
+            {
+                **msgspec.to_builtins(entry),
+                "state": state,
+                "lag": item.get("lag") if item is not None else None,
+                "live": item,
+            }
+        )
+    if args.json:
+        doc = {"node": node_state, "peers": rows}
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
+        return 0
+    if not rows:
+        print(f"No peers (node {node_state}). Add one with:")
+        print("  kith peer add wss://HOST:PORT/v1/federation --pod POD-ID")
+        return 0
+    print(f"node {node_state}")
+    table = [("POD", "URL", "INSECURE", "STATE", "LAG")] + [
+        (
+            r["pod"],
+            r["url"],
+            "yes" if r["insecure"] else "no",
+            r["state"],
+            "" if r["lag"] is None else str(r["lag"]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------
 
 
@@ -572,6 +730,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("backup", "write a consistent copy of the database while the node runs", cmd_backup)
     p.add_argument("out", help="the new backup file")
+    add(
+        "migrate",
+        "bring the database up to this kith's schema (the node must be stopped);"
+        " prints the schema version",
+        cmd_migrate,
+    )
+
+    peer = sub.add_parser(
+        "peer",
+        help="manage the federation allowlist (peers.json)",
+        description="manage the pods whose nodes this node federates with (peers.json in the"
+        " data directory; a running node re-reads it within seconds)",
+    )
+    peer_sub = peer.add_subparsers(dest="peer_command", required=True, metavar="ACTION")
+
+    def peer_cmd(
+        name: str, help_text: str, fn: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        p = peer_sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--dir", default=DEFAULT_DIR, help=f"data directory (default {DEFAULT_DIR})")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = peer_cmd("add", "allow a peer pod's node (or change its URL)", cmd_peer_add)
+    p.add_argument(
+        "url",
+        metavar="URL",
+        help="the peer node's federation URL: wss://HOST[:PORT]/v1/federation"
+        " (ws:// only to loopback, or with --insecure)",
+    )
+    p.add_argument(
+        "--pod",
+        required=True,
+        help="the peer's pod id (43 characters: its `pod` in /.well-known/kith)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain ws:// to a host that is not loopback (a lab or LAN you trust:"
+        " events travel unencrypted)",
+    )
+    p = peer_cmd(
+        "list", "show the peers, and each one's live state if the node is running", cmd_peer_list
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = peer_cmd("remove", "stop federating with a pod", cmd_peer_remove)
+    p.add_argument("pod", metavar="POD", help="the peer's pod id")
     return parser
 
 

@@ -5,6 +5,7 @@ kith-data/
   root.key       the pod's root key (move it offline after `kith init`)
   node.key       the node's own key (a coordinator for daily work)
   kith.db        the SQLite event store (+ -wal, -shm)
+  peers.json     the federation allowlist (`kith peer add|list|remove`, node/peers.py)
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class DataDir:
     def db_path(self) -> Path:
         """kith.db"""
         return self.path / "kith.db"
+
+    @property
+    def peers_path(self) -> Path:
+        """peers.json"""
+        return self.path / "peers.json"
 
     @property
     def root_key_path(self) -> Path:

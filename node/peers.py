@@ -125,6 +125,22 @@ class PeerEntry(msgspec.Struct, frozen=True, kw_only=True):
         check_pod(self.pod)
         check_url(self.url, insecure=self.insecure)
 
+    @classmethod
+    def checked(
+        cls,
+        *,
+        pod: str,
+        url: str,
+        insecure: bool = False,
+        added_ms: int,
+        own_pod: str | None = None,
+    ) -> PeerEntry:
+        """A new entry (``PeerError`` if invalid); refuses ``own_pod``: no node is its own peer."""
+        entry = cls(pod=pod, url=url, insecure=insecure, added_ms=added_ms)
+        if own_pod is not None and pod == own_pod:
+            raise PeerError("peer:own-pod", f"{pod} is this node's own pod, not a peer")
+        return entry
+
 
 class _PeersFile(msgspec.Struct, kw_only=True):
     version: int = FILE_VERSION

@@ -79,6 +79,11 @@ SUBCOMMANDS = [
     ["import"],
     ["verify"],
     ["backup"],
+    ["migrate"],
+    ["peer"],
+    ["peer", "add"],
+    ["peer", "list"],
+    ["peer", "remove"],
 ]
 
 
@@ -89,7 +94,9 @@ def test_help_of_every_command(argv: list[str], capsys: pytest.CaptureFixture[st
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: kith {' '.join(argv)}".rstrip())
-    if argv and argv[0] in ("init", "serve", "export", "import", "verify", "backup"):
+    if (
+        argv and argv[0] in ("init", "serve", "export", "import", "verify", "backup", "migrate")
+    ) or (argv[:1] == ["peer"] and len(argv) == 2):
         assert "--dir" in out and "./kith-data" in out  # every data command takes --dir
 
 
@@ -97,7 +104,7 @@ def test_every_subcommand_is_in_the_top_level_help(capsys: pytest.CaptureFixture
     text = build_parser().format_help()
     for name in ("init", "serve", "demo", "key", "member", "post", "tail", "export", "import"):
         assert name in text
-    for name in ("verify", "backup"):
+    for name in ("verify", "backup", "migrate", "peer"):
         assert name in text
 
 
@@ -120,8 +127,12 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         ["serve"],
         ["member", "add", "--key", "k", "--box-key", "b"],
         ["import", "{tmp}/dump.jsonl"],
+        ["migrate"],
+        ["peer", "list"],
+        ["peer", "add", "wss://oak.example/v1/federation", "--pod", "P" * 43],
+        ["peer", "remove", "P" * 43],
     ],
-    ids=lambda a: a[0],
+    ids=lambda a: " ".join(a[:2]),
 )
 def test_missing_data_dir(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -739,3 +750,253 @@ def test_client_gives_up_after_three_forks(monkeypatch: pytest.MonkeyPatch) -> N
     assert client.post("profile.set", {"name": "x"})["reason"] == "fork"
     assert len(posted) == 3
     assert all(msgspec.json.decode(e.head)["seq"] == 5 for e in posted)
+
+
+# --- migrate ---------------------------------------------------------------------------
+
+
+def test_migrate_brings_a_version_1_database_up_to_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.node.test_store_sqlite import _v1_database
+
+    data = init(tmp_path / "pod")
+    for path in data.path.glob("kith.db*"):
+        path.unlink()
+    _v1_database(data.db_path)
+    capsys.readouterr()
+    assert main(["migrate", "--dir", str(data.path)]) == 0
+    assert capsys.readouterr().out == (f"{data.db_path}: migrated from schema version 1 to 2\n")
+    conn = sqlite3.connect(data.db_path)
+    assert "origin" in {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    conn.close()
+    assert main(["migrate", "--dir", str(data.path)]) == 0
+    assert capsys.readouterr().out == f"{data.db_path}: schema version 2, already current\n"
+    for path in data.path.glob("kith.db*"):
+        path.unlink()
+    assert main(["migrate", "--dir", str(data.path)]) == 0
+    assert capsys.readouterr().out == f"{data.db_path}: created at schema version 2\n"
+
+
+def test_migrate_refuses_while_the_node_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcntl
+
+    data = init(tmp_path / "pod")
+    capsys.readouterr()
+    with open(data.path / "node.lock", "a+") as held:  # as a running `kith serve` holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["migrate", "--dir", str(data.path)]) == 1
+    assert "is in use by another kith process" in error_line(capsys)
+    assert main(["migrate", "--dir", str(data.path)]) == 0  # released
+
+
+# --- peer add / list / remove ------------------------------------------------------------
+
+OAK_POD = signing_key("oak:root").public_b64
+ASH_POD = signing_key("ash:root").public_b64
+
+
+def peer_list_json(data: DataDir, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["peer", "list", "--dir", str(data.path), "--json"]) == 0
+    doc: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return doc
+
+
+def test_peer_add_list_remove_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = init(tmp_path / "pod")
+    d = ["--dir", str(data.path)]
+    capsys.readouterr()
+    assert main(["peer", "list", *d]) == 0
+    assert "No peers" in capsys.readouterr().out
+
+    url = "wss://oak.example:8470/v1/federation"
+    assert main(["peer", "add", url, "--pod", OAK_POD, *d]) == 0
+    out = capsys.readouterr().out
+    assert f"Added peer {OAK_POD} at {url}" in out
+    assert "a running node picks it up within seconds" in out
+    assert stat.S_IMODE(data.peers_path.stat().st_mode) == 0o600
+    lan = "ws://10.0.0.9:8470/v1/federation"
+    assert main(["peer", "add", lan, "--pod", ASH_POD, "--insecure", *d]) == 0
+    assert "--insecure" in capsys.readouterr().out
+    first_added = peer_list_json(data, capsys)["peers"][0]["added_ms"]
+
+    moved = "wss://oak.example:9000/v1/federation"
+    assert main(["peer", "add", moved, "--pod", OAK_POD, *d]) == 0
+    assert f"Updated peer {OAK_POD}: {url} -> {moved}" in capsys.readouterr().out
+    assert main(["peer", "add", moved, "--pod", OAK_POD, *d]) == 0
+    assert "already listed" in capsys.readouterr().out
+
+    doc = peer_list_json(data, capsys)
+    assert doc["node"] == "node not running"
+    assert [(p["pod"], p["url"], p["insecure"], p["state"], p["lag"]) for p in doc["peers"]] == [
+        (OAK_POD, moved, False, "node not running", None),
+        (ASH_POD, lan, True, "node not running", None),
+    ]
+    assert doc["peers"][0]["added_ms"] == first_added  # an update keeps the first date
+
+    assert main(["peer", "list", *d]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "node node not running"
+    assert table[1].split() == ["POD", "URL", "INSECURE", "STATE", "LAG"]
+    assert table[2].split() == [OAK_POD, moved, "no", "node", "not", "running"]
+    assert table[3].split() == [ASH_POD, lan, "yes", "node", "not", "running"]
+
+    assert main(["peer", "remove", OAK_POD, *d]) == 0
+    assert f"Removed peer {OAK_POD}" in capsys.readouterr().out
+    assert [p["pod"] for p in peer_list_json(data, capsys)["peers"]] == [ASH_POD]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["add", "ws://oak.example:8470/v1/federation", "--pod", OAK_POD],
+            "plain ws:// to oak.example would send events unencrypted",
+        ),
+        (["add", "wss://oak.example:8470/v1/stream", "--pod", OAK_POD], "the path must be"),
+        (["add", "https://oak.example/v1/federation", "--pod", OAK_POD], "starts with wss://"),
+        (["add", "wss://oak.example/v1/federation", "--pod", "oak"], "is not a pod id"),
+        (["add", "wss://oak.example/v1/federation", "--pod", "{own}"], "this node's own pod"),
+        (["remove", OAK_POD], "is not a peer here"),
+    ],
+    ids=["ws-non-loopback", "path", "scheme", "pod-id", "own-pod", "remove-unknown"],
+)
+def test_peer_bad_input_is_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = init(tmp_path / "pod")
+    capsys.readouterr()
+    args = [a.replace("{own}", data.config().pod) for a in argv]
+    assert main(["peer", *args, "--dir", str(data.path)]) == 1
+    assert message in error_line(capsys)
+    assert not data.peers_path.exists()  # nothing written
+
+
+def test_peer_commands_on_a_damaged_peers_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = init(tmp_path / "pod")
+    data.peers_path.write_bytes(b'{"peers": [')
+    capsys.readouterr()
+    for argv in (
+        ["list"],
+        ["add", "wss://oak.example/v1/federation", "--pod", OAK_POD],
+        ["remove", OAK_POD],
+    ):
+        assert main(["peer", *argv, "--dir", str(data.path)]) == 1
+        line = error_line(capsys)
+        assert f"{data.peers_path} is damaged" in line
+    assert data.peers_path.read_bytes() == b'{"peers": ['  # left for a person to look at
+
+
+@pytest.mark.parametrize(
+    ("info", "node", "states"),
+    [
+        # The node reports federation: each listed peer's state and lag.
+        (
+            {
+                "federation": {
+                    "peers": [
+                        {"pod": OAK_POD, "state": "live", "lag": 3, "url": "x"},
+                        {"pod": "someone-else", "state": "live", "lag": 0},
+                    ]
+                }
+            },
+            "running",
+            [("live", 3), ("unknown", None)],
+        ),
+        ({}, "running", [("unknown", None), ("unknown", None)]),  # no "federation" key yet
+        ({"federation": {"peers": "?"}}, "running", [("unknown", None), ("unknown", None)]),
+        ({"pod": "another"}, "another node answers", [("node not running", None)] * 2),
+    ],
+    ids=["live", "no-federation-key", "odd-federation-key", "another-pod"],
+)
+def test_peer_list_shows_the_running_nodes_view(
+    info: dict[str, Any],
+    node: str,
+    states: list[tuple[str, int | None]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = init(tmp_path / "pod")
+    config = data.config()
+    d = ["--dir", str(data.path)]
+    assert main(["peer", "add", "wss://oak.example/v1/federation", "--pod", OAK_POD, *d]) == 0
+    assert main(["peer", "add", "wss://ash.example/v1/federation", "--pod", ASH_POD, *d]) == 0
+    asked: list[str] = []
+
+    def fake_info(self: KithClient) -> dict[str, Any]:
+        asked.append(self.url)
+        return {"pod": config.pod, **info}
+
+    monkeypatch.setattr(KithClient, "info", fake_info)
+    doc = peer_list_json(data, capsys)
+    assert asked == [f"http://{config.host}:{config.port}"]
+    assert doc["node"].startswith(node)
+    assert [(p["state"], p["lag"]) for p in doc["peers"]] == states
+    if node == "running":
+        assert main(["peer", "list", *d]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"node running at http://{config.host}:{config.port}")
+        if states[0] == ("live", 3):
+            assert out.splitlines()[2].split()[-2:] == ["live", "3"]
+
+
+def test_peer_list_reaches_a_node_bound_to_every_interface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = init(tmp_path / "pod", "--host", "0.0.0.0")
+    asked: list[str] = []
+
+    def fake_info(self: KithClient) -> dict[str, Any]:
+        asked.append(self.url)
+        return {"pod": data.config().pod}
+
+    monkeypatch.setattr(KithClient, "info", fake_info)
+    assert peer_list_json(data, capsys)["node"].startswith("running at http://127.0.0.1:")
+    config = data.config()
+    data.write_config(msgspec.structs.replace(config, host="::1"))
+    peer_list_json(data, capsys)
+    assert asked[-1] == f"http://[::1]:{config.port}"
+
+
+def test_peer_list_against_a_real_running_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The node that answers at the configured address is asked (state from its info doc)."""
+    import uvicorn
+
+    from node.api import build_app
+
+    data = init(tmp_path / "pod")
+    d = ["--dir", str(data.path)]
+    assert main(["peer", "add", "wss://oak.example/v1/federation", "--pod", OAK_POD, *d]) == 0
+    config = data.config()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(Node(data)),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    thread = threading.Thread(target=server.run, name="kith-test-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        doc = peer_list_json(data, capsys)
+        assert doc["node"] == f"running at http://{config.host}:{config.port}"
+        [peer] = doc["peers"]
+        assert peer["pod"] == OAK_POD and peer["state"] not in ("node not running", "")
+    finally:
+        server.should_exit = True
+        thread.join(20)
+    assert not thread.is_alive()
