@@ -6,24 +6,29 @@ returned event passes ``may_read``.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Stream
 
 from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes
 from node.app import VERSION, Node
+from node.federation import LitestarChannel
 from node.ingest import Result
 from node.store.base import EventQuery, StoredEvent, WireEvent
 from node.streams import stream_handler
 from protocol.envelope import Envelope
 from protocol.logs import LogKey
-from protocol.reasons import InvalidToken
+from protocol.reasons import InvalidToken, KithError
 from protocol.validate import CLIENT
 
 MAX_PAGE = 10_000
@@ -375,13 +380,76 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A one-shot catch-up with a peer node (``kith sync``)."""
+
+    url: str
+    pod: str | None = None
+    insecure: bool = False
+
+
+@post("/v1/federation/sync", status_code=200, summary="One-shot catch-up with a peer (node key)")
+async def federation_sync(
+    request: Request[Any, Any, Any], reader: NamedDependency[Reader], data: SyncRequest
+) -> Stream:
+    """Dial ``url``, catch up both ways, close; progress as NDJSON lines, then a summary.
+
+    Only the node's own key (or the pod root) may ask: the operator's ``kith sync``.
+    """
+    node = _node(request)
+    if reader.role not in ("node", "root"):
+        raise HTTPException(status_code=403, detail="unauthorized: only the node's key may sync")
+    try:
+        entry = node.federation.resolve_peer(data.url, data.pod, insecure=data.insecure)
+    except KithError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def progress(direction: str, events: int, cursor: int) -> None:
+        lines.put_nowait(_json.encode({"direction": direction, "events": events}) + b"\n")
+
+    async def run() -> None:
+        try:
+            summary = await node.federation.sync_once(entry, progress)
+            lines.put_nowait(_json.encode({"done": True, **dataclasses.asdict(summary)}) + b"\n")
+        except KithError as exc:
+            lines.put_nowait(_json.encode({"done": False, "error": str(exc)}) + b"\n")
+        except Exception as exc:  # unreachable peer, handshake refused by it
+            message = f"sync with {entry.url} failed: {type(exc).__name__}: {exc}"[:300]
+            lines.put_nowait(_json.encode({"done": False, "error": message}) + b"\n")
+        finally:
+            lines.put_nowait(None)
+
+    task = asyncio.create_task(run())
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while (line := await lines.get()) is not None:
+                yield line
+        finally:
+            if not task.done():
+                task.cancel()
+
+    return Stream(body(), media_type="application/x-ndjson")
+
+
+@websocket("/v1/federation")
+async def federation_handler(socket: WebSocket[Any, Any, Any]) -> None:
+    """Peer nodes (frames in ``docs/federation.md``): mutual authentication, then sync."""
+    node: Node = socket.app.state.node
+    await socket.accept()
+    await node.federation.accept(LitestarChannel(socket))
+
+
 def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litestar:
     """The Litestar application for ``node``."""
 
     async def startup() -> None:
         await node.start()
+        await node.federation.start()
 
     async def shutdown() -> None:
+        await node.federation.stop()
         await node.stop()
 
     app = Litestar(
@@ -398,6 +466,8 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             healthz,
             metrics,
             stream_handler,
+            federation_handler,
+            federation_sync,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

@@ -14,6 +14,7 @@ from node import projections
 from node.access import ANONYMOUS, Reader
 from node.datadir import Config, DataDir, KeyFile
 from node.fanout import Fanout
+from node.federation import Federation
 from node.ingest import Ingestor
 from node.store.sqlite import SQLiteStore
 from node.streams import StreamLimits
@@ -45,6 +46,7 @@ class Node:
             pending_frames=self.config.stream_outbox_frames,
         )
         self.stream_connections: dict[str, int] = {}
+        self.federation = Federation(self)
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None
         self._hash_lock = asyncio.Lock()
@@ -145,5 +147,6 @@ class Node:
             "timebank_limit_minutes": self.config.timebank_limit_minutes,
             "streams": msgspec.to_builtins(self.stream_limits),
             "held_events": self.ingest.held_count(),
+            "federation": self.federation.info(),
             "forked_logs": len(self.ingest.forked_logs),
         }
