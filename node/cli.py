@@ -210,6 +210,9 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
         lifespan="on",
         ws=direct_websocket_protocol(),
         ws_max_size=4 * 1024 * 1024,
+        # Pings notice a cut link (a peer node's or a phone's) in about 15 s, not 40.
+        ws_ping_interval=5.0,
+        ws_ping_timeout=10.0,
     )
     server = uvicorn.Server(config)
 
@@ -585,6 +588,103 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sync --------------------------------------------------------------------------------
+
+
+def _local_url(config: Any) -> str:
+    """Where this data directory's node answers (a node on every interface: loopback)."""
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
+    from node.client import KithClient, NodeUnreachable
+    from node.datadir import DataDir
+
+    data = DataDir(args.dir)
+    config = data.config()
+    bars: dict[str, Any] = {}
+
+    def progress(direction: str, events: int, _cursor: int = 0) -> None:
+        bar = bars.get(direction)
+        if bar is None:
+            label = "received" if direction == "in" else "sent"
+            bar = bars[direction] = tqdm(
+                desc=label, unit=" events", file=sys.stderr, position=len(bars), leave=True
+            )
+        bar.update(events - bar.n)
+
+    request = {"url": args.url, "pod": args.pod, "insecure": args.insecure}
+    client = KithClient(_local_url(config), data.node_key().signing_key())
+    summary: dict[str, Any] | None = None
+    try:
+        token = client.token()
+        req = urllib.request.Request(
+            client.url + "/v1/federation/sync",
+            data=msgspec.json.encode(request),
+            method="POST",
+            headers={"content-type": "application/json", "authorization": "Kith " + token},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=600) as resp:
+                for line in resp:
+                    item = msgspec.json.decode(line)
+                    if "done" in item:
+                        summary = item
+                    else:
+                        progress(item["direction"], item["events"])
+        except urllib.error.HTTPError as exc:
+            detail = msgspec.json.decode(exc.read() or b"{}")
+            raise KithError(f"sync refused: {detail.get('detail') or exc.reason}") from None
+    except NodeUnreachable:
+        summary = asyncio.run(_offline_sync(data, request, progress))
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if summary is None or not summary.get("done"):
+        raise KithError(summary.get("error", "sync failed") if summary else "sync ended early")
+    rejected = summary.get("rejected") or {}
+    print(
+        f"Synced with pod {summary['pod']}: received {summary['received']} events, sent"
+        f" {summary['sent']}; {summary['bytes_in']} bytes in, {summary['bytes_out']} bytes"
+        f" out; {summary['seconds']:.2f} s"
+        + (f"; rejected {dict(sorted(rejected.items()))}" if rejected else "")
+    )
+    return 0
+
+
+async def _offline_sync(
+    data: Any, request: dict[str, Any], progress: Callable[[str, int, int], None]
+) -> dict[str, Any]:
+    """``kith sync`` with the node stopped: run the node's own sync in this process."""
+    import dataclasses
+
+    from node.app import Node
+
+    node = Node(data)
+    await node.start()
+    try:
+        await node.federation.start(dial=False)
+        entry = node.federation.resolve_peer(
+            request["url"], request["pod"], insecure=request["insecure"]
+        )
+        try:
+            summary = await node.federation.sync_once(entry, progress)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            raise KithError(f"cannot reach {entry.url}: {exc}") from None
+        return {"done": True, **dataclasses.asdict(summary)}
+    finally:
+        await node.federation.stop()
+        await node.stop()
+
+
 # -- parser ------------------------------------------------------------------------------
 
 
@@ -777,6 +877,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = peer_cmd("remove", "stop federating with a pod", cmd_peer_remove)
     p.add_argument("pod", metavar="POD", help="the peer's pod id")
+
+    p = add(
+        "sync",
+        "catch up with a peer node now, both ways, then stop (progress and a summary);"
+        " uses the running node if there is one",
+        cmd_sync,
+    )
+    p.add_argument("url", metavar="URL", help="the peer's federation URL (wss://…/v1/federation)")
+    p.add_argument(
+        "--pod", help="the peer's pod id (needed only when the URL is not on the allowlist)"
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow plain ws:// to a host that is not loopback"
+    )
     return parser
 
 
