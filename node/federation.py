@@ -92,6 +92,7 @@ class PeerStatus:
     their_cursor: int = 0  # the peer's commit cursor, as it last told us
     received_upto: int = 0  # their cursor up to which we hold everything (checkpoint)
     acked_upto: int = 0  # our cursor up to which they acknowledged
+    covered_upto: int = 0  # our cursor up to which they hold all we may send them
     received: int = 0
     sent: int = 0
     bytes_in: int = 0
@@ -109,7 +110,7 @@ class PeerStatus:
             "since_ms": self.since_ms,
             "lag": {
                 "in": max(0, self.their_cursor - self.received_upto),
-                "out": max(0, our_cursor - self.acked_upto) if self.state == "live" else None,
+                "out": max(0, our_cursor - self.covered_upto) if self.state == "live" else None,
             },
             "received": self.received,
             "sent": self.sent,
@@ -247,6 +248,7 @@ class Session:
         self.started = time.monotonic()
         self.closed = asyncio.Event()
         self._forks: tuple[fed.LogPosition, ...] = ()
+        self._sent_through = 0  # our cursor up to which everything sendable was sent
 
     # -- running ---------------------------------------------------------------------------
 
@@ -392,6 +394,8 @@ class Session:
     def _on_ack(self, ack: fed.AckReceived) -> None:
         if self.status is not None:
             self.status.acked_upto = max(self.status.acked_upto, ack.upto)
+            if self.conn.unacked_sent == 0:
+                self.status.covered_upto = max(self.status.covered_upto, self._sent_through)
         self.room.set()
 
     # -- receiving -------------------------------------------------------------------------
@@ -509,6 +513,10 @@ class Session:
             if rows:
                 await self._send_rows(rows, upto)
             after = max(after, upto)
+            self._sent_through = after
+            if self.conn.unacked_sent == 0 and self.status is not None:
+                # Nothing in flight: they hold everything we may send up to here.
+                self.status.covered_upto = max(self.status.covered_upto, after)
             if len(rows) < PAGE:
                 if catching_up:
                     return after
