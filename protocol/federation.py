@@ -48,7 +48,7 @@ import msgspec
 
 from protocol.codec import b64e
 from protocol.crypto import SigningKey
-from protocol.envelope import KEY_PATTERN, SIG_PATTERN
+from protocol.envelope import KEY_PATTERN, MAX_SAFE_INT, SIG_PATTERN
 from protocol.logs import LogKey, LogState
 from protocol.reasons import KithError, invalid
 from protocol.tokens import MAX_TTL_MS, sign_auth, verify_auth
@@ -74,8 +74,9 @@ Key = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
 Sig = Annotated[str, msgspec.Meta(pattern=SIG_PATTERN)]
 Nonce = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{16,128}$(?!\n)")]
 Scope = Literal["pod", "peers", "public"]
-Cursor = Annotated[int, msgspec.Meta(ge=0)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+# Bounded like every integer of an envelope: a peer's number must fit the store (and JSON).
+Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT)]
 _S = TypeVar("_S", bound=enum.Enum)
 
 
@@ -185,7 +186,7 @@ class Ack(msgspec.Struct, frozen=True, array_like=True, tag="ACK"):
     """One EVENTS frame was processed (stored or rejected); ``rejected`` counts reasons."""
 
     upto: Cursor
-    rejected: dict[Annotated[str, msgspec.Meta(max_length=64)], int] = {}
+    rejected: dict[Annotated[str, msgspec.Meta(max_length=64)], Cursor] = {}
 
 
 class Notice(msgspec.Struct, frozen=True, array_like=True, tag="NOTICE"):
@@ -219,11 +220,12 @@ def decode_frame(data: bytes | str, *, max_bytes: int = MAX_FRAME_BYTES) -> Fram
         frame: Frame = _decoder.decode(data)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        if " - at `$" not in text or text.endswith("- at `$[0]`"):
+        if " - at `" not in text or text.endswith("- at `$[0]`"):
             raise FrameError(
                 invalid("frame:verb"), f"a frame is [VERB, ...] with VERB one of {', '.join(VERBS)}"
             ) from None
-        path = text.rsplit(" - at `$", 1)[1].rstrip("`")
+        # A dict key's error reads "... - at `key` in `$[2]`": the path is the dict's.
+        path = text.rsplit(" - at `", 1)[1].removeprefix("key` in `").removeprefix("$").rstrip("`")
         raise FrameError(invalid(f"frame:{path}"), text.split(" - at ")[0][:200]) from None
     except (msgspec.DecodeError, UnicodeError, RecursionError):
         raise FrameError(invalid("frame:json"), "a frame is one JSON array") from None
@@ -603,13 +605,14 @@ class FederationConnection:
     def send_events(self, upto: int, envelopes: Sequence[bytes]) -> None:
         """Send stored envelopes (in our commit order) covering our cursor up to ``upto``."""
         self._require(self.phase is Phase.OPEN, "send_events")
+        outbound = self._move(_OUTBOUND, self.outbound, "send-events")  # no WANT: no sending
         if not self.can_send:
             raise LocalProtocolError("the peer's window is full: wait for an ACK")
         if len(envelopes) > MAX_EVENTS_PER_FRAME:
             raise LocalProtocolError(f"at most {MAX_EVENTS_PER_FRAME} events per frame")
         if upto < self.sent_upto:
             raise LocalProtocolError("upto never goes backwards")
-        self.outbound = self._move(_OUTBOUND, self.outbound, "send-events")
+        self.outbound = outbound
         self._out.append(events_frame(upto, envelopes))
         self.unacked_sent += 1
         self.sent_upto = upto
@@ -778,9 +781,7 @@ class FederationConnection:
 
     def _unexpected(self, frame: Frame) -> ConnectionFailed:
         verb = type(frame).__struct_config__.tag
-        if self.phase in (Phase.HELLO_SENT, Phase.IDENTIFYING, Phase.AUTH_SENT) and not isinstance(
-            frame, Hello | Auth
-        ):
+        if self.phase is not Phase.OPEN and not isinstance(frame, Hello | Auth):
             return self._fail("unauthorized", f"{verb} before both sides are authenticated")
         return self._fail(invalid("frame:unexpected"), f"{verb} is not allowed now")
 
