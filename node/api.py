@@ -16,7 +16,7 @@ from litestar import Litestar, MediaType, Request, Response, WebSocket, get, pos
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from node import projections
@@ -390,7 +390,7 @@ class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 @post("/v1/federation/sync", status_code=200, summary="One-shot catch-up with a peer (node key)")
 async def federation_sync(
-    request: Request[Any, Any, Any], reader: NamedDependency[Reader], data: SyncRequest
+    request: Request[Any, Any, Any], reader: NamedDependency[Reader], data: JSONBody[SyncRequest]
 ) -> Stream:
     """Dial ``url``, catch up both ways, close; progress as NDJSON lines, then a summary.
 

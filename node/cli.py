@@ -517,11 +517,7 @@ def _live_peers(config: Any) -> tuple[str, dict[str, dict[str, Any]]]:
     """
     from node.client import KithClient
 
-    # A node bound to every interface is reached on loopback.
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    if ":" in host:
-        host = f"[{host}]"
-    url = f"http://{host}:{config.port}"
+    url = _local_url(config)
     try:
         info = KithClient(url, timeout=3.0).info()
     except KithError:

@@ -251,7 +251,7 @@ def transcript(dialer: HelloInfo, listener: HelloInfo) -> bytes:
         TRANSCRIPT_PREFIX
         + (
             f"dialer {dialer.pod} {dialer.node_key} {dialer.nonce} {dialer.mode}\n"
-            f"listener {listener.pod} {listener.node_key} {listener.nonce}"
+            f"listener {listener.pod} {listener.node_key} {listener.nonce} {listener.mode}"
         ).encode()
     )
 
