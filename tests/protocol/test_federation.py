@@ -835,7 +835,7 @@ def test_the_transcript_names_both_sides_and_who_dialled() -> None:
         == TRANSCRIPT_PREFIX
         + (
             f"dialer {A_POD} {A_NODE.public_b64} {'d' * 22} link\n"
-            f"listener {B_POD} {B_NODE.public_b64} {'l' * 22}"
+            f"listener {B_POD} {B_NODE.public_b64} {'l' * 22} link"
         ).encode()
     )
     assert transcript_nonce(d, lst) != transcript_nonce(lst, d)
