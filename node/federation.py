@@ -456,7 +456,8 @@ class Session:
         self.conn.ack(frame.upto, rejected)
         if self._rejected > MAX_REJECTED:
             self.fed.count("flood:rejected")
-            self.conn.close("rate-limited", f"more than {MAX_REJECTED} rejected events")
+            # Session.close, not the machine's: the receive loop may be idle in recv().
+            self.close("rate-limited", f"more than {MAX_REJECTED} rejected events")
 
     async def _on_caught_up(self, done: fed.CaughtUpReceived) -> None:
         assert self.pod is not None and self.status is not None
