@@ -533,6 +533,13 @@ def _live_peers(config: Any) -> tuple[str, dict[str, dict[str, Any]]]:
     return f"running at {url}", by_pod
 
 
+def _lag_text(lag: Any) -> str:
+    """A peer's lag for the table: a number, or ``{"in": 3, "out": 0}`` as ``in 3, out 0``."""
+    if isinstance(lag, dict):
+        return ", ".join(f"{k} {v}" for k, v in lag.items() if v is not None)
+    return "" if lag is None else str(lag)
+
+
 def cmd_peer_list(args: argparse.Namespace) -> int:
     from node.datadir import DataDir
     from node.peers import PeerList
@@ -574,7 +581,7 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
             r["url"],
             "yes" if r["insecure"] else "no",
             r["state"],
-            "" if r["lag"] is None else str(r["lag"]),
+            _lag_text(r["lag"]),
         )
         for r in rows
     ]

@@ -901,12 +901,13 @@ def test_peer_commands_on_a_damaged_peers_file(
                 "federation": {
                     "peers": [
                         {"pod": OAK_POD, "state": "live", "lag": 3, "url": "x"},
+                        {"pod": ASH_POD, "state": "dialling", "lag": {"in": 2, "out": None}},
                         {"pod": "someone-else", "state": "live", "lag": 0},
                     ]
                 }
             },
             "running",
-            [("live", 3), ("unknown", None)],
+            [("live", 3), ("dialling", {"in": 2, "out": None})],
         ),
         ({}, "running", [("unknown", None), ("unknown", None)]),  # no "federation" key yet
         ({"federation": {"peers": "?"}}, "running", [("unknown", None), ("unknown", None)]),
@@ -944,6 +945,7 @@ def test_peer_list_shows_the_running_nodes_view(
         assert out.startswith(f"node running at http://{config.host}:{config.port}")
         if states[0] == ("live", 3):
             assert out.splitlines()[2].split()[-2:] == ["live", "3"]
+            assert out.splitlines()[3].split()[-3:] == ["dialling", "in", "2"]
 
 
 def test_peer_list_reaches_a_node_bound_to_every_interface(
