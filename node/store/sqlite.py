@@ -202,7 +202,7 @@ def _prepare(conn: sqlite3.Connection, extra_schema: str) -> tuple[int, int, str
     Runs on the writer connection before anything else uses it. Each migration step is
     one ``BEGIN IMMEDIATE`` transaction that re-checks what it changes, so two processes
     opening an old database at once (``kith backup`` beside a starting node) cannot both
-    apply it.
+    apply it, and a failed step leaves the database as it was.
     """
     found = _stored_version(conn)
     if found > SCHEMA_VERSION:
@@ -210,37 +210,45 @@ def _prepare(conn: sqlite3.Connection, extra_schema: str) -> tuple[int, int, str
             f"the database has schema version {found}, newer than this kith understands"
             f" ({SCHEMA_VERSION}); upgrade kith"
         )
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-        if columns and "origin" not in columns:
-            # v1 → v2. Existing events were all received before federation: NULL (local)
-            # is the honest value, and at worst one is sent back to a peer that has it.
-            conn.execute("ALTER TABLE events ADD COLUMN origin TEXT")
-            conn.execute("DROP TRIGGER IF EXISTS events_heads_append_only")
-            conn.execute(f"CREATE TRIGGER {_HEADS_TRIGGER}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    # executescript commits first, so it runs outside the step above; every statement in
-    # it is IF NOT EXISTS.
+    _immediate(conn, _add_origin)
+    # executescript commits first, so it runs outside any step; all of it is IF NOT EXISTS.
     conn.executescript(SCHEMA + extra_schema)
+    return found, SCHEMA_VERSION, _immediate(conn, _record_meta)
+
+
+def _immediate(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``step`` in one write transaction (rolled back if it raises)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
-        new_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (new_id,))
-        store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+        result = step(conn)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    return found, SCHEMA_VERSION, str(store_id)
+    return result
+
+
+def _add_origin(conn: sqlite3.Connection) -> None:
+    """v1 → v2: ``events.origin``, and the append-only trigger recreated to cover it."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if columns and "origin" not in columns:
+        # Existing events were all received before federation: NULL (local) is the honest
+        # value, and at worst one is offered back to a peer that already has it.
+        conn.execute("ALTER TABLE events ADD COLUMN origin TEXT")
+        conn.execute("DROP TRIGGER IF EXISTS events_heads_append_only")
+        conn.execute(f"CREATE TRIGGER {_HEADS_TRIGGER}")
+
+
+def _record_meta(conn: sqlite3.Connection) -> str:
+    """Record the schema version; make the store id on first open. Returns the store id."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
+    new_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (new_id,))
+    return str(conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0])
 
 
 def _stored_version(conn: sqlite3.Connection) -> int:

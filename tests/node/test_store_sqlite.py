@@ -123,6 +123,35 @@ async def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
     await again.close()
 
 
+async def test_a_failed_migration_leaves_the_database_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.store import sqlite as backend
+
+    path = tmp_path / "kith.db"
+    _v1_database(path)
+    monkeypatch.setattr(backend, "_HEADS_TRIGGER", "broken trigger text")
+    store = SQLiteStore(path)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.open()
+    await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert "origin" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        [trigger] = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'events_heads_append_only'"
+        ).fetchall()
+        assert "origin" not in trigger[0]  # the old trigger is still there, not dropped
+        assert dict(conn.execute("SELECT key, value FROM meta")) == {"schema_version": "1"}
+    finally:
+        conn.close()
+    monkeypatch.undo()
+    store = SQLiteStore(path)  # and a later open migrates it
+    await store.open()
+    assert store.opened_version == 1
+    await store.close()
+
+
 async def test_a_new_database_is_created_at_the_current_version(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "kith.db")
     await store.open()
