@@ -859,7 +859,14 @@ class Federation:
             assert peer is not None
             ours, theirs = self.node.key.public_b64, peer.node_key
             keep_dialled = ours < theirs  # the connection dialled by the smaller key wins
-            new_wins = (session.role is fed.Role.DIALER) == keep_dialled
+            old_peer = existing.conn.peer
+            # The same node on the same side again: it gave up the old link (a restart, a cut).
+            again = (
+                existing.role is session.role
+                and old_peer is not None
+                and old_peer.node_key == theirs
+            )
+            new_wins = again or (session.role is fed.Role.DIALER) == keep_dialled
             if not new_wins:
                 session.conn.close("duplicate", "a link to this pod is already open")
                 return False
