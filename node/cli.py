@@ -210,9 +210,6 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
         lifespan="on",
         ws=direct_websocket_protocol(),
         ws_max_size=4 * 1024 * 1024,
-        # Pings notice a cut link (a peer node's or a phone's) in about 15 s, not 40.
-        ws_ping_interval=5.0,
-        ws_ping_timeout=10.0,
     )
     server = uvicorn.Server(config)
 
