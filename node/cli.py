@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -894,10 +895,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: An event id, key or pod id that starts with "-" (a quarter of base64url ids do).
+_DASH_ID = re.compile(r"-[A-Za-z0-9_-]{42}\Z")
+
+
+def _glue_ids(argv: list[str]) -> list[str]:
+    """Let ``--need -Xy…`` and ``peer remove -Xy…`` work: argparse reads a leading ``-`` as
+    an option, so such an id is glued to its option (``--need=-Xy…``), or, standing alone,
+    moved behind ``--`` where only positionals are read."""
+    out: list[str] = []
+    loose: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out += argv[i:]
+            break
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg.startswith("--") and "=" not in arg and _DASH_ID.match(nxt):
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        (loose if _DASH_ID.match(arg) else out).append(arg)
+        i += 1
+    return [*out, "--", *loose] if loose else out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kith`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_ids(list(sys.argv[1:] if argv is None else argv)))
     try:
         code: int = args.fn(args)
     except KithError as exc:

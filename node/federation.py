@@ -675,7 +675,7 @@ class Federation:
         self.node = node
         self.peers_path: Path = node.datadir.path / "peers.json"
         self.peers = PeerList()
-        self._peers_mtime: float | None = None
+        self._peers_mtime: tuple[int, int, int] | None = None
         self.sessions: dict[str, Session] = {}
         self.pending: set[Session] = set()
         self.statuses: dict[str, PeerStatus] = {}
@@ -683,6 +683,7 @@ class Federation:
         self.attestation: tuple[bytes, ...] = ()
         self.committed = 0
         self._dialers: dict[str, asyncio.Task[None]] = {}
+        self._dialing: dict[str, PeerEntry] = {}  # the entry each dialer was started with
         self._watcher: asyncio.Task[None] | None = None
         self._refresh: asyncio.Future[None] | None = None
         self._running = False
@@ -745,7 +746,10 @@ class Federation:
 
     def _reload_peers(self) -> bool:
         try:
-            mtime = self.peers_path.stat().st_mtime
+            st = self.peers_path.stat()
+            # Nanoseconds, inode and size: two saves within one coarse mtime tick still differ
+            # (the CLI replaces the file, so each save is a new inode).
+            mtime: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_ino, st.st_size)
         except FileNotFoundError:
             mtime = None
         if mtime == self._peers_mtime:
@@ -757,7 +761,7 @@ class Federation:
             log.error("peers.json: %s (keeping the previous allowlist)", exc)
             return False
         for pod, session in list(self.sessions.items()):
-            if self.peers.get(pod) is None and session.expect_pod is None:
+            if self.peers.get(pod) is None:
                 session.close("unauthorized", "this node no longer federates with that pod")
         return True
 
@@ -770,11 +774,22 @@ class Federation:
     def _sync_dialers(self) -> None:
         wanted = {e.pod: e for e in self.peers}
         for pod in list(self._dialers):
-            if pod not in wanted:
-                self._dialers.pop(pod).cancel()
+            entry = self._dialing.get(pod)
+            if (
+                pod not in wanted
+                or entry is None
+                or (entry.url, entry.insecure)
+                != (
+                    wanted[pod].url,
+                    wanted[pod].insecure,
+                )
+            ):
+                self._dialers.pop(pod).cancel()  # removed, or its URL changed: dial anew
+                self._dialing.pop(pod, None)
         for pod, entry in wanted.items():
             if pod not in self._dialers and self._running:
                 self._dialers[pod] = asyncio.create_task(self._dial_forever(entry))
+                self._dialing[pod] = entry
             self.status_of(pod)
         for pod in list(self.statuses):
             if pod not in wanted and pod not in self.sessions:

@@ -239,6 +239,11 @@ def _add_origin(conn: sqlite3.Connection) -> None:
         conn.execute(f"CREATE TRIGGER {_HEADS_TRIGGER}")
 
 
+def _new_store_id() -> str:
+    """A random store id: base64url of 16 bytes."""
+    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
 def _record_meta(conn: sqlite3.Connection) -> str:
     """Record the schema version; make the store id on first open. Returns the store id."""
     conn.execute(
@@ -246,8 +251,9 @@ def _record_meta(conn: sqlite3.Connection) -> str:
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
     )
-    new_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (new_id,))
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (_new_store_id(),)
+    )
     return str(conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0])
 
 
@@ -459,6 +465,12 @@ class SQLiteStore(Store):
         target = sqlite3.connect(path)
         try:
             await self._r.backup(target)
+            # A restored backup is another store: its cursors restart at the backup point,
+            # and peers that checkpointed past it would silently skip what it commits next.
+            # A fresh store id makes them catch up by vector instead.
+            target.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (_new_store_id(),))
+            # Checkpoints of peers' stores stay valid: they name *their* cursors.
+            target.commit()
         finally:
             target.close()
 

@@ -1002,3 +1002,31 @@ def test_peer_list_against_a_real_running_node(
         server.should_exit = True
         thread.join(20)
     assert not thread.is_alive()
+
+
+def test_ids_that_start_with_a_dash_are_read_as_values_not_options() -> None:
+    from node.cli import _glue_ids
+
+    dash = "-" + "A" * 42
+    assert _glue_ids(["post", "claim", "--need", dash, "--key", "k"]) == [
+        "post",
+        "claim",
+        f"--need={dash}",
+        "--key",
+        "k",
+    ]
+    assert _glue_ids(["peer", "remove", dash, "--dir", "d"]) == [
+        "peer",
+        "remove",
+        "--dir",
+        "d",
+        "--",
+        dash,
+    ]
+    assert _glue_ids(["--need=" + dash]) == ["--need=" + dash]
+    args = build_parser().parse_args(_glue_ids(["peer", "remove", dash, "--dir", "d"]))
+    assert args.pod == dash and args.dir == "d"
+    args = build_parser().parse_args(
+        _glue_ids(["post", "claim", "--key", "k", "--need", dash, "--dir", "d"])
+    )
+    assert args.need == dash
