@@ -1026,7 +1026,5 @@ def test_ids_that_start_with_a_dash_are_read_as_values_not_options() -> None:
     assert _glue_ids(["--need=" + dash]) == ["--need=" + dash]
     args = build_parser().parse_args(_glue_ids(["peer", "remove", dash, "--dir", "d"]))
     assert args.pod == dash and args.dir == "d"
-    args = build_parser().parse_args(
-        _glue_ids(["post", "claim", "--key", "k", "--need", dash, "--dir", "d"])
-    )
+    args = build_parser().parse_args(_glue_ids(["post", "claim", "--key", "k", "--need", dash]))
     assert args.need == dash
