@@ -593,8 +593,13 @@ class Session:
 
     # -- state -----------------------------------------------------------------------------
 
+    @property
+    def went_live(self) -> bool:
+        """Both directions caught up: the link worked, whatever ended it afterwards."""
+        return self.caught_up_in.is_set() and self.caught_up_out.is_set()
+
     def _update_state(self) -> None:
-        if self.status is not None and self.caught_up_in.is_set() and self.caught_up_out.is_set():
+        if self.status is not None and self.went_live:
             self.status.state = "live"
 
     async def _maybe_done(self) -> None:
@@ -808,14 +813,18 @@ class Federation:
                 continue
             status.state = "connecting"
             started = time.monotonic()
+            session: Session | None = None
             try:
-                await self.dial(entry)
+                session = await self.dial(entry)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 status.last_error = f"unreachable: {type(exc).__name__}"
             except Exception as exc:  # websockets' handshake errors, bad URLs
                 status.last_error = f"unreachable: {exc}"[:200]
-            if time.monotonic() - started > 30:
-                delay = BACKOFF_FIRST_S  # it was up for a while: retry soon
+            went_live = session is not None and session.went_live
+            if went_live or time.monotonic() - started > 30:
+                # The link worked (or was up for a while): a new outage starts a new backoff,
+                # instead of the delay doubling on from the outages before it.
+                delay = BACKOFF_FIRST_S
             if entry.pod not in self.sessions:
                 status.state = "backoff"
                 status.retries += 1
