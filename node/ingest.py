@@ -39,6 +39,8 @@ log = logging.getLogger("kith.ingest")
 PARALLEL_VERIFY_MIN = 32
 HOLD_LIMIT = 10_000
 HOLD_TTL_MS = 60 * 60 * 1000
+#: One relaying peer may fill at most 1/PEER_HOLD_SHARE of the hold.
+PEER_HOLD_SHARE = 4
 MAX_GROUP = 4096
 RECENT_IDS = 50_000
 
@@ -104,6 +106,10 @@ class Ingestor:
         self._held_gap: dict[LogKey, dict[int, _Item]] = {}
         self._held_auth: dict[str, list[_Item]] = {}
         self._held_count = 0
+        # Held events per relaying peer: one peer may fill at most a share of the hold, so a
+        # neighbour sending validly signed events of unknown authors cannot crowd out the
+        # events other peers relay (which would then be refused while it floods).
+        self._held_by: dict[str | None, int] = {}
         # Redactions by target: target -> [(redaction id, head)]. Every one is kept, as
         # whether one may erase is known only once the target (its author) is known.
         self._pending_redactions: dict[str, list[tuple[str, Head]]] = {}
@@ -287,9 +293,14 @@ class Ingestor:
 
     def _hold(self, item: _Item, *, gap: bool) -> bool:
         now = self.now_ms()
-        if self._held_count >= self._hold_limit:
+        by = item.source.peer_pod
+        if self._held_count >= self._hold_limit or (
+            by is not None and self._held_by.get(by, 0) >= self._hold_limit // PEER_HOLD_SHARE
+        ):
             self._expire(now)
-            if self._held_count >= self._hold_limit:
+            if self._held_count >= self._hold_limit or (
+                by is not None and self._held_by.get(by, 0) >= self._hold_limit // PEER_HOLD_SHARE
+            ):
                 return False
         # A re-held item keeps its first expiry: retrying must not keep it alive forever.
         expires = item.expires_ms or now + self._hold_ttl_ms
@@ -302,19 +313,30 @@ class Ingestor:
         else:
             self._held_auth.setdefault(item.event.head.pod, []).append(held)
         self._held_count += 1
+        self._held_by[by] = self._held_by.get(by, 0) + 1
         return True
+
+    def _unhold(self, items: list[_Item]) -> None:
+        """Account for held items leaving the hold (released or expired)."""
+        self._held_count -= len(items)
+        for it in items:
+            by = it.source.peer_pod
+            left = self._held_by.get(by, 0) - 1
+            if left > 0:
+                self._held_by[by] = left
+            else:
+                self._held_by.pop(by, None)
 
     def _expire(self, now: int) -> None:
         for key in list(self._held_gap):
             slot = self._held_gap[key]
             for seq in [s for s, it in slot.items() if it.expires_ms < now]:
-                del slot[seq]
-                self._held_count -= 1
+                self._unhold([slot.pop(seq)])
             if not slot:
                 del self._held_gap[key]
         for pod in list(self._held_auth):
             kept = [it for it in self._held_auth[pod] if it.expires_ms >= now]
-            self._held_count -= len(self._held_auth[pod]) - len(kept)
+            self._unhold([it for it in self._held_auth[pod] if it.expires_ms < now])
             if kept:
                 self._held_auth[pod] = kept
             else:
@@ -387,12 +409,12 @@ class _Batch:
                     item = slot.pop(first)
                 if not slot:
                     ing._held_gap.pop(key, None)
-                ing._held_count -= 1
+                ing._unhold([item])
                 answer = self.one(txn, item)
                 progress = progress or answer.ok
             for pod in list(ing._held_auth):
                 waiting = ing._held_auth.pop(pod)
-                ing._held_count -= len(waiting)
+                ing._unhold(waiting)
                 for item in waiting:
                     answer = self.one(txn, item)
                     progress = progress or (answer.ok and answer.reason is None)

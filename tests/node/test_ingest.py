@@ -21,6 +21,7 @@ from node.ingest import Committed, Ingestor, Result
 from node.store.base import Placement
 from node.store.sqlite import SQLiteStore
 from protocol.codec import b64e
+from protocol.crypto import SigningKey
 from protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, encode_envelope
 from protocol.logs import LogKey, LogState
 from protocol.validate import CLIENT, IMPORT, from_peer
@@ -1295,3 +1296,29 @@ async def test_removal_arriving_late_gives_the_same_stored_set(tmp_path: Path) -
         await ing.stop()
         await store.close()
     assert outcomes[0] == outcomes[1]
+
+
+async def test_one_peer_fills_at_most_its_share_of_the_hold(
+    pod: PodBuilder, make_ingestor: Callable[..., Any]
+) -> None:
+    """A neighbour relaying signed events of unknown authors cannot crowd out other peers."""
+    ing: Ingestor = await make_ingestor(hold_limit=8)  # a share is 8 // 4 = 2 per peer
+    assert all(stored_ok(r) for r in await ing.submit(pod.genesis(), CLIENT))
+    strangers = [pod.key(f"stranger{i}") for i in range(4)]
+
+    def public_need(key: SigningKey) -> Envelope:
+        body = {"title": "Soup", "category": "food", "urgency": "normal"}
+        return pod.sign(key, "need.posted", body, scope="public")
+
+    flood = [public_need(k) for k in strangers[:3]]
+    results = await ing.submit(flood, from_peer("noisy"))
+    assert [r.reason for r in results] == ["unauthorized", "unauthorized", "rate-limited"]
+    assert ing.held_count() == 2
+    [other] = await ing.submit([public_need(strangers[3])], from_peer("quiet"))
+    assert (other.ok, other.reason) == (False, "unauthorized")  # held: quiet has room
+    assert ing.held_count() == 3
+    # The roster arrives: held events are applied and leave the hold, making room again.
+    admitted = [pod.add(k) for k in strangers]
+    assert all(stored_ok(r) for r in await ing.submit(admitted, CLIENT))
+    assert ing.held_count() == 0
+    assert stored_ok((await ing.submit([flood[2]], from_peer("noisy")))[0])
