@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.protocol_bench
 	$(BIN)/python -m bench.node_bench
 	$(BIN)/python -m bench.stream_bench
+	$(BIN)/python -m bench.federation_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov
