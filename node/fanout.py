@@ -1,11 +1,18 @@
-"""Fanout: committed events to live subscriptions — encode once, bounded queues, cut the slow.
+"""Fanout: committed events to live subscriptions — encode once, route by group, cut the slow.
 
-Each committed event's envelope is turned into text once; a subscription's frame is that
-text between its own ``["EVENT","<sub_id>",`` prefix and the cursor. Matching runs in
-memory (no database query per subscriber for live events). Every connection has a bounded
-outbox; a subscription whose frames no longer fit is closed with
-``["CLOSED", sub_id, "slow: resume after <cursor>"]`` so it never silently misses events and
-never slows anyone else.
+Each committed event's envelope is encoded once; a subscription's frame is those bytes
+between its ``["EVENT","<sub_id>",`` prefix and the cursor, wrapped as a websocket frame once
+per distinct ``sub_id`` and written as the same bytes to every connection that uses it.
+
+Subscriptions are indexed by what decides their delivery: a ``RouteGroup`` holds those with
+equal filters (matched once per event) and, inside it, a ``ReaderGroup`` those of one reader
+(``may_read`` asked once per event, its answer kept per event facts). So an event costs one
+match per distinct filter set, one policy answer per distinct reader, and then one write per
+subscriber. Matching runs in memory: no database query per subscriber for live events.
+
+Every connection has a bounded outbox; a subscription whose frames no longer fit is closed
+with ``["CLOSED", sub_id, "slow: resume after <cursor>"]``, so it never silently misses events
+and never slows anyone else.
 """
 
 from __future__ import annotations
@@ -23,40 +30,66 @@ from node.access import Reader, may_read
 from node.ingest import Committed
 from node.store.base import Placement
 from node.store.sqlite import envelope_prefix
-from protocol.frames import EventFacts, Filter, closed_frame, event_frame, event_prefix, matches
+from protocol.frames import (
+    EventFacts,
+    Filter,
+    closed_frame,
+    event_frame,
+    event_prefix,
+    matches,
+    websocket_frame,
+)
 
 _json = msgspec.json.Encoder()
+#: Policy answers a reader group keeps (per distinct pod, author, scope, kind) before it
+#: starts over: enough for a pod's authors, bounded for a node that relays many.
+POLICY_CACHE = 4096
+#: Deliveries after which a large commit's fanout writes out what it gathered and lets other
+#: tasks run (handshakes, pings, HTTP) before routing its next event.
+CHUNK_DELIVERIES = 20_000
 
 
 class Outbox:
-    """A connection's bounded queue of text frames, drained by its sender task."""
+    """A connection's bounded queue of websocket frames, drained by its sender task."""
 
     def __init__(self, *, max_frames: int, max_bytes: int) -> None:
-        self.frames: collections.deque[str] = collections.deque()
+        self.frames: collections.deque[bytes] = collections.deque()
         self.bytes = 0
         self.max_frames = max_frames
         self.max_bytes = max_bytes
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
-        self.closed = False
+        self.gathering = False
 
-    def offer(self, frame: str) -> bool:
+    def gather(self) -> None:
+        """Hold writes until ``flush`` (the fanout routes a commit's events in one go)."""
+        self.gathering = True
+
+    def flush(self) -> None:
+        """Write out what was gathered; a queue has nothing to do."""
+        self.gathering = False
+
+    def offer(self, frame: bytes) -> bool:
         """Queue a frame if it fits; False (nothing queued) when the outbox is full."""
         if len(self.frames) >= self.max_frames or self.bytes + len(frame) > self.max_bytes:
             return False
         self.force(frame)
         return True
 
-    def force(self, frame: str) -> None:
-        """Queue a control frame (CLOSED, NOTICE, OK) even when full: they are few and small."""
+    def force(self, frame: bytes) -> None:
+        """Queue a frame even when full: control frames (CLOSED, NOTICE, OK) are few and small."""
         self.frames.append(frame)
         self.bytes += len(frame)
         self._ready.set()
         if self.bytes > self.max_bytes // 2:
             self._room.clear()
 
-    async def take(self) -> list[str]:
+    def control(self, text: str) -> None:
+        """Queue a control frame given as its JSON text."""
+        self.force(websocket_frame(text.encode()))
+
+    async def take(self) -> list[bytes]:
         """Wait for frames and take all of them."""
         await self._ready.wait()
         out = list(self.frames)
@@ -84,15 +117,19 @@ class SubState(enum.Enum):
     CLOSED = "closed"
 
 
+_LIVE = SubState.LIVE
+_BACKFILL = SubState.BACKFILL
+
+
 class Subscription:
-    """One SUB: filters, its frame prefix, and where it stands."""
+    """One SUB: filters, its reader, its frame prefix, and where it stands."""
 
     def __init__(
         self,
         sub_id: str,
         filters: tuple[Filter, ...],
         outbox: Outbox,
-        reader: Callable[[], Reader],
+        reader: Reader,
         *,
         max_pending: int,
         on_close: Callable[[Subscription], None],
@@ -103,42 +140,35 @@ class Subscription:
         self.reader = reader
         self.prefix = event_prefix(sub_id)
         self.state = SubState.BACKFILL
-        self.pending: list[tuple[int, str]] = []
+        self.pending: list[tuple[int, bytes]] = []
         self.max_pending = max_pending
         self.last_cursor = 0  # the last cursor this subscription is complete up to
         self.on_close = on_close
         self.needs_body = any(f.needs_body for f in filters)
         # For `need` filters: claim ids seen for those needs, so claim.withdrawn matches.
+        # This state is the subscription's own, so such a subscription routes alone.
         self.claims: set[str] = set()
+        self.stateful = any(f.need is not None for f in filters)
 
     @property
     def closed(self) -> bool:
         """Has this subscription been closed (by the client, a limit or the slow rule)?"""
         return self.state is SubState.CLOSED
 
-    def wants(self, facts: EventFacts) -> bool:
-        """Does any filter match (remembering claims of watched needs)?"""
-        claims = frozenset(self.claims)
-        for f in self.filters:
-            if matches(f, facts, claims):
-                if f.need is not None and facts.kind == "claim.made":
-                    self.claims.add(facts.id)
-                return True
-        return False
-
-    def deliver(self, cursor: int, frame: str) -> None:
-        """Queue a matching event (or hold it while backfill runs)."""
-        if self.state is SubState.CLOSED or cursor <= self.last_cursor:
+    def deliver(self, cursor: int, frame: bytes) -> None:
+        """Queue a matching event's websocket frame (or hold it while backfill runs)."""
+        if cursor <= self.last_cursor:
             return
-        if self.state is SubState.BACKFILL:
+        state = self.state
+        if state is _LIVE:
+            if self.outbox.offer(frame):
+                self.last_cursor = cursor
+            else:
+                self.close(f"slow: resume after {self.last_cursor}")
+        elif state is _BACKFILL:
             self.pending.append((cursor, frame))
             if len(self.pending) > self.max_pending:
                 self.close(f"slow: resume after {self.last_cursor}")
-            return
-        if not self.outbox.offer(frame):
-            self.close(f"slow: resume after {self.last_cursor}")
-            return
-        self.last_cursor = cursor
 
     def close(self, reason: str, *, notify: bool = True) -> None:
         """Close it, telling the client why (and where to resume)."""
@@ -147,60 +177,189 @@ class Subscription:
         self.state = SubState.CLOSED
         self.pending = []
         if notify:
-            self.outbox.force(closed_frame(self.sub_id, reason))
+            self.outbox.control(closed_frame(self.sub_id, reason))
         self.on_close(self)
+
+
+class ReaderGroup:
+    """The subscriptions of one route group that read as one reader."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self.subs: dict[Subscription, None] = {}  # an ordered set
+        # may_read's answers by the facts it was asked about: the policy decides, once.
+        self.allowed: dict[AccessFacts, bool] = {}
+
+    def may_read(self, facts: AccessFacts) -> bool:
+        """``may_read(self.reader, facts)``, asked once per distinct facts."""
+        answer = self.allowed.get(facts)
+        if answer is None:
+            if len(self.allowed) >= POLICY_CACHE:
+                self.allowed.clear()
+            answer = self.allowed[facts] = may_read(self.reader, facts)
+        return answer
+
+
+class RouteGroup:
+    """Subscriptions with equal filters, grouped by reader: one match per event for all."""
+
+    def __init__(self, filters: tuple[Filter, ...], claims: set[str] | None) -> None:
+        self.filters = filters
+        self.needs_body = any(f.needs_body for f in filters)
+        # A stateful group (`need` filters) holds one subscription and shares its claim set.
+        self.claims = claims
+        self.readers: dict[Reader, ReaderGroup] = {}
+
+    def match(self, facts: EventFacts) -> Filter | None:
+        """The first filter ``facts`` matches, if any."""
+        claims = frozenset(self.claims) if self.claims else frozenset()
+        for f in self.filters:
+            if matches(f, facts, claims):
+                return f
+        return None
+
+
+_RouteKey = tuple[tuple[Filter, ...], Subscription | None]
+_Table = list[tuple[RouteGroup, list[tuple[ReaderGroup, tuple[Subscription, ...]]]]]
 
 
 class Fanout:
     """Every live subscription of the node; fed by the ingestor after each commit."""
 
     def __init__(self) -> None:
-        self.subs: set[Subscription] = set()
+        self.groups: dict[_RouteKey, RouteGroup] = {}
         self.published = 0  # highest cursor handed to subscriptions
         self._advanced = asyncio.Condition()
         self.delivered = 0
+        self._routed = 0
+        # What routing walks: a snapshot of the groups, rebuilt after any change, so that
+        # subscriptions closing (or joining) while an event is routed change nothing mid-walk.
+        self._table: _Table | None = None
+
+    def __len__(self) -> int:
+        """How many subscriptions are routed."""
+        return self._routed
+
+    @staticmethod
+    def _key(sub: Subscription) -> _RouteKey:
+        return (sub.filters, sub if sub.stateful else None)
 
     def add(self, sub: Subscription) -> None:
         """Start routing live events to ``sub`` (before its backfill query runs)."""
-        self.subs.add(sub)
+        key = self._key(sub)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = RouteGroup(sub.filters, sub.claims if sub.stateful else None)
+        readers = group.readers.get(sub.reader)
+        if readers is None:
+            readers = group.readers[sub.reader] = ReaderGroup(sub.reader)
+        if sub not in readers.subs:
+            readers.subs[sub] = None
+            self._routed += 1
+        self._table = None
 
     def remove(self, sub: Subscription) -> None:
         """Stop routing to ``sub``."""
-        self.subs.discard(sub)
+        key = self._key(sub)
+        group = self.groups.get(key)
+        readers = group.readers.get(sub.reader) if group is not None else None
+        if group is None or readers is None or sub not in readers.subs:
+            return
+        del readers.subs[sub]
+        self._routed -= 1
+        if not readers.subs:
+            del group.readers[sub.reader]
+            if not group.readers:
+                del self.groups[key]
+        self._table = None
+
+    def set_reader(self, sub: Subscription, reader: Reader) -> None:
+        """The connection's reader changed (AUTH): route ``sub``'s live events as ``reader``."""
+        routed = not sub.closed
+        if routed:
+            self.remove(sub)
+        sub.reader = reader
+        if routed:
+            self.add(sub)
+
+    def _routes(self) -> _Table:
+        if self._table is None:
+            self._table = [
+                (group, [(readers, tuple(readers.subs)) for readers in group.readers.values()])
+                for group in self.groups.values()
+            ]
+        return self._table
 
     async def publish(self, committed: list[Committed]) -> None:
-        """Route newly committed events (ingest listener; called in commit order)."""
+        """Route newly committed events (ingest listener; called in commit order).
+
+        A commit's events are routed in chunks; each connection's frames of a chunk are
+        written together, one write instead of one per event: when commits grow (a burst, or
+        the node falling behind) the writes do not.
+        """
         if not committed:
             return
-        subs = list(self.subs)
-        for item in committed:
-            if item.placement is Placement.PROOF:
-                continue  # fork proofs are evidence for coordinators, not part of any log
-            if subs:
-                self._route(item, subs)
+        # Fork proofs are evidence for coordinators, not part of any log.
+        items = [c for c in committed if c.placement is not Placement.PROOF]
+        start = 0
+        while start < len(items) and self.groups:
+            touched: list[Outbox] = []
+            delivered = 0
+            table = self._routes()
+            while start < len(items) and delivered < CHUNK_DELIVERIES:
+                delivered += self._route(items[start], table, touched)
+                start += 1
+            for outbox in touched:
+                outbox.flush()
+            if start < len(items):
+                await asyncio.sleep(0)
         self.published = max(self.published, committed[-1].cursor)
         async with self._advanced:
             self._advanced.notify_all()
 
-    def _route(self, item: Committed, subs: list[Subscription]) -> None:
+    def _route(self, item: Committed, table: _Table, touched: list[Outbox]) -> int:
         ev = item.event
+        cursor = item.cursor
         access = AccessFacts(ev.pod, ev.author, ev.scope, ev.kind)
-        body: Any = None
-        parsed = False
-        text: str | None = None
-        for sub in subs:
-            if sub.state is SubState.CLOSED or not may_read(sub.reader(), access):
+        facts: EventFacts | None = None
+        plain: EventFacts | None = None
+        envelope: bytes | None = None
+        frames: dict[str, bytes] = {}  # websocket frame bytes per sub_id
+        delivered = 0
+        for group, readers in table:
+            if group.needs_body:
+                if facts is None:
+                    body = parse_body(ev.body)
+                    facts = EventFacts(ev.id, ev.pod, ev.author, ev.scope, ev.kind, ev.ts, body)
+                matched = group.match(facts)
+            else:
+                if plain is None:
+                    plain = EventFacts(ev.id, ev.pod, ev.author, ev.scope, ev.kind, ev.ts)
+                matched = group.match(plain)
+            if matched is None:
                 continue
-            if sub.needs_body and not parsed:
-                parsed = True
-                body = _parse_body(ev.body)
-            facts = EventFacts(ev.id, ev.pod, ev.author, ev.scope, ev.kind, ev.ts, body)
-            if not sub.wants(facts):
-                continue
-            if text is None:  # encoded once per event, reused for every subscriber
-                text = envelope_text(ev.head, ev.sig, ev.body)
-            sub.deliver(item.cursor, event_frame(sub.prefix, text, item.cursor))
-            self.delivered += 1
+            for reader_group, subs in readers:
+                if not reader_group.may_read(access):
+                    continue
+                claims = group.claims
+                if claims is not None and matched.need is not None and ev.kind == "claim.made":
+                    claims.add(ev.id)  # so its claim.withdrawn matches too
+                if envelope is None:  # encoded once per event, reused for every subscriber
+                    envelope = envelope_bytes(ev.head, ev.sig, ev.body)
+                for sub in subs:
+                    frame = frames.get(sub.sub_id)
+                    if frame is None:
+                        frame = frames[sub.sub_id] = websocket_frame(
+                            event_frame(sub.prefix, envelope, cursor)
+                        )
+                    outbox = sub.outbox
+                    if not outbox.gathering:
+                        outbox.gather()
+                        touched.append(outbox)
+                    sub.deliver(cursor, frame)
+                delivered += len(subs)
+        self.delivered += delivered
+        return delivered
 
     async def wait_published(self, cursor: int) -> None:
         """Wait until every commit up to ``cursor`` has been routed."""
@@ -208,13 +367,14 @@ class Fanout:
             await self._advanced.wait_for(lambda: self.published >= cursor)
 
 
-def envelope_text(head: str, sig: str, body: str | None) -> str:
-    """The wire envelope as text, byte-identical to what the store returns."""
+def envelope_bytes(head: str, sig: str, body: str | None) -> bytes:
+    """The wire envelope, byte-identical to what the store returns."""
     prefix = envelope_prefix(head, sig)
-    return (prefix + (_json.encode(body) if body is not None else b"null") + b"}").decode()
+    return prefix + (_json.encode(body) if body is not None else b"null") + b"}"
 
 
-def _parse_body(body: str | None) -> Any:
+def parse_body(body: str | None) -> Any:
+    """An event body as a JSON object for filters, or None (erased, absent, not an object)."""
     if body is None:
         return None
     try:

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
+from websockets.protocol import State
 
 from node.access import EventFacts as AccessFacts
 from node.access import Reader, may_read, readable_scopes
-from node.fanout import Outbox, Subscription, SubState, _parse_body
+from node.fanout import Outbox, Subscription, SubState, parse_body
 from node.store.base import EventQuery, StoredEvent
 from protocol.codec import b64e
 from protocol.envelope import MAX_ENVELOPE_BYTES
@@ -44,6 +45,8 @@ from protocol.frames import (
     notice_frame,
     ok_frame,
     sub_id_of,
+    websocket_frame,
+    websocket_payload,
 )
 from protocol.reasons import InvalidToken, RejectedEvent
 from protocol.validate import CLIENT
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from node.app import Node
 
 log = logging.getLogger("kith.streams")
+_OPEN = State.OPEN  # uvicorn's protocol (websockets.legacy) shares websockets' State
 #: Scope extension under which KithWebSocketProtocol exposes the connection.
 DIRECT_EXTENSION = "kith.direct-websocket"
 
@@ -118,6 +122,10 @@ def direct_websocket_protocol() -> type[Any]:
 class DirectOutbox(Outbox):
     """Frames written straight onto the connection's transport; its write buffer is the queue.
 
+    The frames come ready-made (``websocket_frame``: the same bytes for every connection), so
+    a write is one ``transport.write`` — no per-connection framing, what made fanout slow.
+    Only while the websocket is OPEN: once uvicorn's protocol has begun the closing
+    handshake nothing may follow its close frame, and the receive loop ends the connection.
     A byte buffer cannot count frames, so the bound is bytes: the smaller of ``max_bytes`` and
     ``max_frames`` KiB. No sender task is needed.
     """
@@ -125,6 +133,8 @@ class DirectOutbox(Outbox):
     def __init__(self, proto: Any, *, max_frames: int, max_bytes: int) -> None:
         super().__init__(max_frames=max_frames, max_bytes=min(max_bytes, max_frames * 1024))
         self._proto = proto
+        self._gathered: list[bytes] = []
+        self._gathered_bytes = 0
 
     async def handshake_done(self) -> None:
         """Wait until the 101 response is on the wire."""
@@ -138,22 +148,43 @@ class DirectOutbox(Outbox):
     def pending_bytes(self) -> int:
         return self._buffered()
 
-    def offer(self, frame: str) -> bool:
-        data = frame.encode()
-        if self._buffered() + len(data) > self.max_bytes:
+    def flush(self) -> None:
+        self.gathering = False
+        if self._gathered:
+            data = b"".join(self._gathered)
+            self._gathered = []
+            self._gathered_bytes = 0
+            self._write(data)
+
+    def offer(self, frame: bytes) -> bool:
+        proto = self._proto
+        if proto.state is not _OPEN:
+            return True  # closing: dropped with the connection, whose client resumes
+        transport = proto.transport
+        if self.gathering:
+            size = self._gathered_bytes + len(frame)
+            if transport.get_write_buffer_size() + size > self.max_bytes:
+                return False
+            self._gathered.append(frame)
+            self._gathered_bytes = size
+            return True
+        if transport.get_write_buffer_size() + len(frame) > self.max_bytes:
             return False
-        self._write(data)
+        transport.write(frame)
         return True
 
-    def force(self, frame: str) -> None:
-        self._write(frame.encode())
+    def force(self, frame: bytes) -> None:
+        if self.gathering:  # after the frames gathered before it, as a CLOSED must be
+            self._gathered.append(frame)
+            self._gathered_bytes += len(frame)
+        else:
+            self._write(frame)
 
     def _write(self, data: bytes) -> None:
-        with contextlib.suppress(Exception):  # a closing connection: the receive loop ends it
-            if self._proto.open:
-                self._proto.write_frame_sync(True, 0x1, data)
+        if self._proto.state is _OPEN:
+            self._proto.transport.write(data)
 
-    async def take(self) -> list[str]:  # pragma: no cover - no sender task runs in direct mode
+    async def take(self) -> list[bytes]:  # pragma: no cover - no sender task runs in direct mode
         await asyncio.Event().wait()
         return []
 
@@ -180,10 +211,6 @@ class StreamConnection:
         self.nonce = b64e(os.urandom(18))
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def current_reader(self) -> Reader:
-        """The reader as of now (AUTH may upgrade it mid-connection)."""
-        return self.reader
-
     async def run(self) -> None:
         """Serve the connection until the client leaves."""
         sender = (
@@ -194,7 +221,7 @@ class StreamConnection:
         if isinstance(self.outbox, DirectOutbox):
             # accept() only starts the handshake: frames may follow the 101 response only.
             await self.outbox.handshake_done()
-        self.outbox.force(challenge_frame(self.nonce))
+        self.outbox.control(challenge_frame(self.nonce))
         try:
             while True:
                 # Text or binary frames alike: clients' libraries differ in what they send.
@@ -220,7 +247,7 @@ class StreamConnection:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while True:
                 for frame in await self.outbox.take():
-                    await self.socket.send_text(frame)
+                    await self.socket.send_text(websocket_payload(frame).decode())
 
     async def handle(self, data: str | bytes) -> None:
         """Handle one client frame; a bad frame gets NOTICE or CLOSED, never a crash."""
@@ -229,16 +256,16 @@ class StreamConnection:
         except RejectedEvent as exc:
             sub_id = sub_id_of(data) if len(data) <= self.limits.frame_bytes else None
             if sub_id is not None and exc.reason.startswith("invalid:frame:[2]"):
-                self.outbox.force(closed_frame(sub_id, f"{exc.reason}: {exc.message}"))
+                self.outbox.control(closed_frame(sub_id, f"{exc.reason}: {exc.message}"))
             else:
-                self.outbox.force(notice_frame(f"{exc.reason}: {exc.message}"))
+                self.outbox.control(notice_frame(f"{exc.reason}: {exc.message}"))
             return
         if isinstance(frame, Sub):
             self.subscribe(frame)
         elif isinstance(frame, Unsub):
             sub = self.subs.get(frame.sub_id)
             if sub is None:
-                self.outbox.force(notice_frame(f"invalid:sub: no subscription {frame.sub_id!r}"))
+                self.outbox.control(notice_frame(f"invalid:sub: no subscription {frame.sub_id!r}"))
             else:
                 sub.close("unsubscribed")
         elif isinstance(frame, Auth):
@@ -251,24 +278,28 @@ class StreamConnection:
         try:
             self.reader = self.node.reader_for_token(token, purpose="stream", nonce=self.nonce)
         except InvalidToken as exc:
-            self.outbox.force(notice_frame(f"auth-failed: {exc.reason}: {exc.message}"))
+            self.outbox.control(notice_frame(f"auth-failed: {exc.reason}: {exc.message}"))
             return
-        self.outbox.force(notice_frame(f"auth: ok as {self.reader.role} of pod {self.reader.pod}"))
+        for sub in self.subs.values():  # open subscriptions now read live events as it
+            self.node.fanout.set_reader(sub, self.reader)
+        self.outbox.control(
+            notice_frame(f"auth: ok as {self.reader.role} of pod {self.reader.pod}")
+        )
 
     async def publish(self, raw: bytes) -> None:
         """EVENT from the client: ingest it and answer OK."""
         result = (await self.node.ingest.submit([raw], CLIENT))[0]
-        self.outbox.force(ok_frame(result.id, result.ok, result.reason))
+        self.outbox.control(ok_frame(result.id, result.ok, result.reason))
 
     def subscribe(self, frame: Sub) -> None:
         """SUB: register with the fanout, then backfill in the background."""
         if frame.sub_id in self.subs:
-            self.outbox.force(
+            self.outbox.control(
                 closed_frame(frame.sub_id, "duplicate: this sub_id is already open; UNSUB it first")
             )
             return
         if len(self.subs) >= self.limits.subs_per_connection:
-            self.outbox.force(
+            self.outbox.control(
                 closed_frame(
                     frame.sub_id,
                     f"rate-limited: at most {self.limits.subs_per_connection} subscriptions"
@@ -280,7 +311,7 @@ class StreamConnection:
             frame.sub_id,
             frame.request.filters,
             self.outbox,
-            self.current_reader,
+            self.reader,
             max_pending=self.limits.pending_frames,
             on_close=self._closed,
         )
@@ -301,12 +332,12 @@ class StreamConnection:
             async for stored in self._stored_matches(sub, after):
                 if sub.state is SubState.CLOSED:
                     return
-                text = stored.envelope.decode()
-                if not self.outbox.offer(event_frame(sub.prefix, text, stored.cursor)):
+                frame = websocket_frame(event_frame(sub.prefix, stored.envelope, stored.cursor))
+                if not self.outbox.offer(frame):
                     await self.outbox.room()
                     if sub.closed:  # cut while we waited: nothing may follow its CLOSED
                         return
-                    self.outbox.force(event_frame(sub.prefix, text, stored.cursor))
+                    self.outbox.force(frame)
                 sub.last_cursor = stored.cursor
                 if self.outbox.pending_bytes > self.outbox.max_bytes // 2:
                     await self.outbox.room()
@@ -325,7 +356,7 @@ class StreamConnection:
             sub.pending = []
             sub.last_cursor = max(sub.last_cursor, covered)
             sub.state = SubState.LIVE
-            self.outbox.force(live_frame(sub.sub_id, sub.last_cursor))
+            self.outbox.control(live_frame(sub.sub_id, sub.last_cursor))
         except Exception:  # pragma: no cover - a store failure must not kill the connection
             log.exception("backfill failed")
             sub.close("error: backfill failed; resubscribe")
@@ -397,7 +428,7 @@ class StreamConnection:
         if not f.needs_body:
             return True
         env = msgspec.json.decode(row.envelope)
-        body = _parse_body(env.get("body"))
+        body = parse_body(env.get("body"))
         facts = EventFacts(row.id, row.pod, row.author, row.scope, row.kind, row.ts, body)
         if not matches(f, facts, frozenset(sub.claims)):
             return False

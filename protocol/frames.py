@@ -11,6 +11,7 @@ Frames are JSON arrays in the spirit of Nostr's NIP-01 (settled; see ``docs/stre
 Client frames are msgspec tagged ``array_like`` structs decoded by one ``Decoder``.
 Node frames are built by concatenation so an event's envelope is encoded once and its
 bytes reused for every subscriber: only the ``sub_id`` prefix and the cursor differ.
+``websocket_frame`` wraps a frame for the wire once, for every connection alike.
 """
 
 from __future__ import annotations
@@ -207,14 +208,36 @@ def _s(text: str) -> str:
     return _encoder.encode(text).decode()
 
 
-def event_prefix(sub_id: str) -> str:
-    """``["EVENT","<sub_id>",`` — built once per subscription."""
-    return '["EVENT",' + _s(sub_id) + ","
+def event_prefix(sub_id: str) -> bytes:
+    """``["EVENT","<sub_id>",`` as UTF-8 — built once per subscription."""
+    return b'["EVENT",' + _encoder.encode(sub_id) + b","
 
 
-def event_frame(prefix: str, envelope: str, cursor: int) -> str:
+def event_frame(prefix: bytes, envelope: bytes, cursor: int) -> bytes:
     """One EVENT frame from a subscription prefix and an envelope encoded once per event."""
-    return f"{prefix}{envelope},{cursor}]"
+    return b"%s%s,%d]" % (prefix, envelope, cursor)
+
+
+def websocket_frame(payload: bytes) -> bytes:
+    """``payload`` as one websocket text frame from a server: FIN, opcode 1, no mask.
+
+    A server never masks (RFC 6455 §5.1), so a frame's bytes are the same on every
+    connection: the fanout builds them once per event and ``sub_id`` and writes the same
+    bytes to every subscriber. No extension bits are set, so the frame is valid even where
+    permessage-deflate was negotiated (RFC 7692 §6: uncompressed messages stay allowed).
+    """
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def websocket_payload(frame: bytes) -> bytes:
+    """The payload of a frame made by ``websocket_frame``."""
+    n = frame[1]
+    return frame[2 if n < 126 else 4 if n == 126 else 10 :]
 
 
 def live_frame(sub_id: str, cursor: int) -> str:

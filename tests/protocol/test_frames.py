@@ -37,6 +37,8 @@ from protocol.frames import (
     notice_frame,
     ok_frame,
     sub_id_of,
+    websocket_frame,
+    websocket_payload,
 )
 from protocol.reasons import RejectedEvent
 
@@ -569,7 +571,7 @@ def test_sub_id_of(data: bytes | str, sub_id: str | None) -> None:
 AWKWARD = ['"', "\\", "\n", "\t", "\x00", "\x7f", "\u2028", "é", "😀", "</script>", 'a"b\\c']
 
 
-def decoded(frame: str) -> Any:
+def decoded(frame: str | bytes) -> Any:
     value = msgspec.json.decode(frame)  # strict: what any client's parser must accept
     assert json.loads(frame) == value
     assert isinstance(value, list)
@@ -578,23 +580,23 @@ def decoded(frame: str) -> Any:
 
 def test_event_frame() -> None:
     prefix = event_prefix("feed")
-    assert prefix == '["EVENT","feed",'
-    frame = event_frame(prefix, ENVELOPE_TEXT, 7)
+    assert prefix == b'["EVENT","feed",'
+    frame = event_frame(prefix, ENVELOPE_TEXT.encode(), 7)
     assert decoded(frame) == ["EVENT", "feed", json.loads(ENVELOPE_TEXT), 7]
     # The envelope travels byte-for-byte: its head still hashes to the event's id.
     envelope = decoded(frame)[2]
     assert event_id(envelope["head"]) == event_id(ENVELOPE.head)
-    assert ENVELOPE_TEXT in frame
+    assert ENVELOPE_TEXT.encode() in frame
 
 
 def test_event_frame_redacted_body() -> None:
-    text = encode_envelope(msgspec.structs.replace(ENVELOPE, body=None)).decode()
-    assert decoded(event_frame(event_prefix("s"), text, 1))[2]["body"] is None
+    raw = encode_envelope(msgspec.structs.replace(ENVELOPE, body=None))
+    assert decoded(event_frame(event_prefix("s"), raw, 1))[2]["body"] is None
 
 
 @pytest.mark.parametrize("text", AWKWARD)
 def test_frames_escape(text: str) -> None:
-    assert decoded(event_frame(event_prefix(text), "{}", 1)) == ["EVENT", text, {}, 1]
+    assert decoded(event_frame(event_prefix(text), b"{}", 1)) == ["EVENT", text, {}, 1]
     assert decoded(live_frame(text, 0)) == ["LIVE", text, 0]
     assert decoded(closed_frame(text, text)) == ["CLOSED", text, text]
     assert decoded(notice_frame(text)) == ["NOTICE", text]
@@ -616,7 +618,7 @@ def test_documented_frames() -> None:
 
 @given(st.text(), st.text(), st.integers(0, 2**53))
 def test_frames_round_trip(sub_id: str, text: str, cursor: int) -> None:
-    assert decoded(event_frame(event_prefix(sub_id), ENVELOPE_TEXT, cursor)) == [
+    assert decoded(event_frame(event_prefix(sub_id), ENVELOPE_TEXT.encode(), cursor)) == [
         "EVENT", sub_id, json.loads(ENVELOPE_TEXT), cursor,
     ]  # fmt: skip
     assert decoded(live_frame(sub_id, cursor)) == ["LIVE", sub_id, cursor]
@@ -626,6 +628,30 @@ def test_frames_round_trip(sub_id: str, text: str, cursor: int) -> None:
     assert decoded(ok_frame(sub_id or None, bool(cursor % 2), text or None)) == [
         "OK", sub_id or None, bool(cursor % 2), text or None,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_websocket_frame_is_what_a_websocket_client_reads(size: int) -> None:
+    from websockets.frames import Frame, Opcode
+
+    payload = bytes(i % 251 for i in range(size))
+    wire = websocket_frame(payload)
+    chunks = [wire]
+
+    def read_exact(n: int) -> Any:
+        data = chunks[0][:n]
+        chunks[0] = chunks[0][n:]
+        return data
+        yield  # a generator, as websockets' parser wants
+
+    parser = Frame.parse(read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        frame = done.value
+    assert (frame.opcode, frame.fin, frame.rsv1, frame.data) == (Opcode.TEXT, True, False, payload)
+    assert chunks == [b""]  # nothing before or after the one frame
+    assert websocket_payload(wire) == payload
 
 
 # --- fuzz: nothing but RejectedEvent, and decoded frames re-encode faithfully --------------
