@@ -58,6 +58,8 @@ BACKOFF_JITTER = 0.5
 #: Keepalive on peer websockets: a cut link is noticed within about interval + timeout.
 PING_INTERVAL_S = 5.0
 PING_TIMEOUT_S = 10.0
+#: While frames stream in, the checkpoint is written at most this often.
+CHECKPOINT_EVERY_S = 1.0
 #: A peer may restart its catch-up (WANT) this often: burst, then one per this many s.
 WANT_BURST = 4
 WANT_EVERY_S = 10.0
@@ -249,6 +251,9 @@ class Session:
         self.closed = asyncio.Event()
         self._forks: tuple[fed.LogPosition, ...] = ()
         self._sent_through = 0  # our cursor up to which everything sendable was sent
+        self._unsaved = 0  # the peer's cursor we hold everything up to (maybe not yet saved)
+        self._saved = 0
+        self._saved_at = 0.0
 
     # -- running ---------------------------------------------------------------------------
 
@@ -277,6 +282,8 @@ class Session:
             await self._finish()
 
     async def _finish(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._checkpoint(0, force=True)
         with contextlib.suppress(Exception):
             await self.flush()
         with contextlib.suppress(Exception):
@@ -443,12 +450,7 @@ class Session:
             self._rejected += n
         if self.conn.phase is fed.Phase.CLOSED:
             return
-        await self.node.store.set_checkpoint(
-            self.pod,
-            self.conn.peer.store if self.conn.peer else "",
-            frame.upto,
-            self.node.ingest.now_ms(),
-        )
+        await self._checkpoint(frame.upto)
         status.received_upto = max(status.received_upto, frame.upto)
         status.their_cursor = max(status.their_cursor, frame.upto)
         if self.progress is not None:
@@ -459,15 +461,26 @@ class Session:
             # Session.close, not the machine's: the receive loop may be idle in recv().
             self.close("rate-limited", f"more than {MAX_REJECTED} rejected events")
 
+    async def _checkpoint(self, upto: int, *, force: bool = False) -> None:
+        """Record durably how far we hold the peer's events: at most once a second while
+        frames stream in (each write is a commit the writer must fsync between ingest groups),
+        always at CAUGHT-UP and when the link ends. A crash loses at most a second of it,
+        which only means a few events are offered again and answered ``duplicate``."""
+        self._unsaved = max(self._unsaved, upto)
+        now = time.monotonic()
+        if self.pod is None or self.conn.peer is None or self._unsaved <= self._saved:
+            return
+        if not force and now - self._saved_at < CHECKPOINT_EVERY_S:
+            return
+        self._saved_at, self._saved = now, self._unsaved
+        await self.node.store.set_checkpoint(
+            self.pod, self.conn.peer.store, self._saved, self.node.ingest.now_ms()
+        )
+
     async def _on_caught_up(self, done: fed.CaughtUpReceived) -> None:
         assert self.pod is not None and self.status is not None
         self.status.forks += len(done.forks)
-        await self.node.store.set_checkpoint(
-            self.pod,
-            self.conn.peer.store if self.conn.peer else "",
-            done.upto,
-            self.node.ingest.now_ms(),
-        )
+        await self._checkpoint(done.upto, force=True)
         self.status.received_upto = max(self.status.received_upto, done.upto)
         self.status.their_cursor = max(self.status.their_cursor, done.upto)
         self.caught_up_in.set()

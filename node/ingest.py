@@ -13,6 +13,7 @@ transaction (group commit) and answers each submitter only after that commit.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -118,7 +119,9 @@ class Ingestor:
         self.listeners: list[Callable[[list[Committed]], Awaitable[None] | None]] = []
         self.counters: dict[str, int] = {}
         # Ids committed lately (insertion-ordered, bounded): most duplicates are recent.
-        self._recent: dict[str, None] = {}
+        # An OrderedDict: popping its oldest entry is O(1), where ``next(iter(dict))`` slows
+        # with every deletion from the front (tens of ms per 1000-event group at 50k ids).
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -274,7 +277,7 @@ class Ingestor:
         for done_id in committed_ids(batch):
             self._recent[done_id] = None
         while len(self._recent) > RECENT_IDS:
-            del self._recent[next(iter(self._recent))]
+            self._recent.popitem(last=False)
         for item, answer in zip(group, answers, strict=True):
             self._count(answer.reason if not answer.ok or answer.reason else None)
             if item.future is not None and not item.future.done():
