@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from node.access import EventFacts, Reader, may_read
-from node.ingest import Committed
+from node.ingest import Committed, Result
 from node.peers import PeerEntry, PeerList
 from node.roster import Roster
 from node.store.base import FederatedEvent
@@ -408,14 +408,48 @@ class Session:
     # -- receiving -------------------------------------------------------------------------
 
     async def _inbound_worker(self) -> None:
-        """Ingest the peer's EVENTS frames one after another (their order is causal)."""
+        """Start ingesting the peer's EVENTS frames in their (causal) order, overlapping:
+        frame k+1 is decoded and verified while frame k is written. ``_settler`` answers
+        them, strictly in order."""
+        settling: asyncio.Queue[
+            tuple[fed.EventsReceived, asyncio.Task[list[Result]]] | fed.CaughtUpReceived
+        ] = asyncio.Queue()
+        settler = self._spawn(self._settler(settling))
         try:
             while True:
                 item = await self._inbox.get()
                 if isinstance(item, fed.CaughtUpReceived):
+                    settling.put_nowait(item)
+                    continue
+                assert self.pod is not None
+                queued = asyncio.Event()
+                task = asyncio.ensure_future(
+                    self.node.ingest.submit(
+                        list(item.events), from_peer(self.pod), on_queued=queued.set
+                    )
+                )
+                settling.put_nowait((item, task))
+                # The writer must see this frame's events before the next frame's.
+                waiter = asyncio.ensure_future(queued.wait())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        finally:
+            settler.cancel()
+
+    async def _settler(
+        self,
+        settling: asyncio.Queue[
+            tuple[fed.EventsReceived, asyncio.Task[list[Result]]] | fed.CaughtUpReceived
+        ],
+    ) -> None:
+        try:
+            while True:
+                item = await settling.get()
+                if isinstance(item, fed.CaughtUpReceived):
                     await self._on_caught_up(item)
                     continue
-                await self._ingest(item)
+                frame, task = item
+                await self._settle(frame, await task)
                 await self.flush()
         except (OSError, ConnectionError):
             pass
@@ -423,27 +457,26 @@ class Session:
             log.exception("peer %s: ingesting a frame failed", _short(self.pod))
             self.close("unavailable", "this node could not store the events; retry later")
 
-    async def _ingest(self, frame: fed.EventsReceived) -> None:
+    async def _settle(self, frame: fed.EventsReceived, results: list[Result]) -> None:
+        """Count one frame's results, checkpoint, ACK."""
         assert self.pod is not None and self.status is not None
         status = self.status
         rejected: dict[str, int] = {}
-        if frame.events:
-            results = await self.node.ingest.submit(list(frame.events), from_peer(self.pod))
-            for result in results:
-                reason = result.reason
-                if result.ok:
-                    if reason != "duplicate":
-                        status.received += 1
-                        self.summary.received += 1
-                    if reason == "fork":
-                        status.forks += 1
-                    continue
-                if reason == "gap" or (
-                    reason == "unauthorized" and (result.message or "").startswith("author not")
-                ):
-                    self._need_repair = True  # held: ask again for what is missing
-                key = reason or "rejected"
-                rejected[key] = rejected.get(key, 0) + 1
+        for result in results:
+            reason = result.reason
+            if result.ok:
+                if reason != "duplicate":
+                    status.received += 1
+                    self.summary.received += 1
+                if reason == "fork":
+                    status.forks += 1
+                continue
+            if reason == "gap" or (
+                reason == "unauthorized" and (result.message or "").startswith("author not")
+            ):
+                self._need_repair = True  # held: ask again for what is missing
+            key = reason or "rejected"
+            rejected[key] = rejected.get(key, 0) + 1
         for key, n in rejected.items():
             status.rejected[key] = status.rejected.get(key, 0) + n
             self.summary.rejected[key] = self.summary.rejected.get(key, 0) + n

@@ -171,8 +171,19 @@ class Ingestor:
         """The node's clock in ms."""
         return int(self._clock() * 1000)
 
-    async def submit(self, items: Sequence[bytes | str | Envelope], source: Source) -> list[Result]:
-        """Validate and store events; one ``Result`` per item, in order. Never raises for input."""
+    async def submit(
+        self,
+        items: Sequence[bytes | str | Envelope],
+        source: Source,
+        *,
+        on_queued: Callable[[], None] | None = None,
+    ) -> list[Result]:
+        """Validate and store events; one ``Result`` per item, in order. Never raises for input.
+
+        ``on_queued`` is called once every item is either answered or queued for the writer,
+        in order: a caller may then verify its next batch while this one is written, and the
+        writer still sees the batches in the order they were submitted.
+        """
         now = self.now_ms()
         results: list[Result | None] = [None] * len(items)
         parsed: list[tuple[int, Event]] = []
@@ -188,6 +199,8 @@ class Ingestor:
                 continue
             parsed.append((i, event))
         if not parsed:
+            if on_queued is not None:
+                on_queued()
             return [r for r in results if r is not None]
         # Duplicates are answered before any signature work: from memory for recent ids,
         # from the store for batches. A small submission skips the store round trip — the
@@ -212,6 +225,8 @@ class Ingestor:
             future: asyncio.Future[Result] = loop.create_future()
             self._queue.put_nowait(_Item(event, outcome, source, future))
             waits.append((i, future))
+        if on_queued is not None:
+            on_queued()
         for i, future in waits:
             results[i] = await future
         return [r for r in results if r is not None]

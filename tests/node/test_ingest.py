@@ -1322,3 +1322,21 @@ async def test_one_peer_fills_at_most_its_share_of_the_hold(
     assert all(stored_ok(r) for r in await ing.submit(admitted, CLIENT))
     assert ing.held_count() == 0
     assert stored_ok((await ing.submit([flood[2]], from_peer("noisy")))[0])
+
+
+async def test_on_queued_is_called_once_items_are_queued_before_they_are_written(
+    pod: PodBuilder, make_ingestor: Callable[..., Any]
+) -> None:
+    """Federation verifies its next frame while this one is written: it must learn when."""
+    ing: Ingestor = await make_ingestor()
+    calls: list[int] = []
+    task = asyncio.ensure_future(
+        ing.submit(pod.genesis(), CLIENT, on_queued=lambda: calls.append(ing.held_count()))
+    )
+    while not calls:
+        await asyncio.sleep(0)
+    assert not task.done()  # queued, not yet answered: the writer has not committed
+    assert all(stored_ok(r) for r in await task)
+    rejected: list[int] = []
+    [bad] = await ing.submit([b"{}"], CLIENT, on_queued=lambda: rejected.append(1))
+    assert not bad.ok and rejected == [1]  # nothing to queue: told at once
