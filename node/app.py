@@ -37,7 +37,7 @@ class Node:
         self.store = SQLiteStore(datadir.db_path, extra_schema=projections.SCHEMA)
         self.ingest = Ingestor(self.store, home_pod=self.config.pod, executor=self.executor)
         self.fanout = Fanout()
-        self.ingest.listeners.append(self.fanout.publish)
+        self.ingest.listeners.append(self.fanout.enqueue)
         self.stream_limits = StreamLimits(
             subs_per_connection=self.config.stream_subs_per_connection,
             connections_per_ip=self.config.stream_connections_per_ip,
@@ -80,6 +80,7 @@ class Node:
     async def stop(self) -> None:
         """Finish queued writes and close."""
         await self.ingest.stop()
+        await self.fanout.stop()
         await self.store.close()
         self.executor.shutdown(wait=False)
         if self._lock is not None:

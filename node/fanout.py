@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -47,6 +49,11 @@ POLICY_CACHE = 4096
 #: Deliveries after which a large commit's fanout writes out what it gathered and lets other
 #: tasks run (handshakes, pings, HTTP) before routing its next event.
 CHUNK_DELIVERIES = 20_000
+
+
+log = logging.getLogger("kith.fanout")
+#: Events the routing task may lag behind the writer before the writer waits for it.
+MAX_BACKLOG = 50_000
 
 
 class Outbox:
@@ -235,6 +242,12 @@ class Fanout:
         # What routing walks: a snapshot of the groups, rebuilt after any change, so that
         # subscriptions closing (or joining) while an event is routed change nothing mid-walk.
         self._table: _Table | None = None
+        # Commits waiting to be routed, in commit order, by one routing task: the writer
+        # hands them over and goes on to its next transaction instead of waiting for fanout.
+        self._backlog: collections.deque[list[Committed]] = collections.deque()
+        self._backlog_events = 0
+        self._wakeup = asyncio.Event()
+        self._router: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         """How many subscriptions are routed."""
@@ -290,8 +303,48 @@ class Fanout:
             ]
         return self._table
 
+    def enqueue(self, committed: list[Committed]) -> Awaitable[None] | None:
+        """The ingest listener: hand a commit to the routing task and return at once.
+
+        Routing is CPU work on the event loop; the writer's next transaction runs on its own
+        thread meanwhile. Only when routing falls more than ``MAX_BACKLOG`` events behind does
+        the writer wait (returned awaitable) — memory stays bounded.
+        """
+        if not committed:
+            return None
+        self._backlog.append(committed)
+        self._backlog_events += len(committed)
+        self._wakeup.set()
+        if self._router is None or self._router.done():
+            self._router = asyncio.create_task(self._route_backlog(), name="kith-fanout")
+        if self._backlog_events > MAX_BACKLOG:
+            return self.wait_published(committed[-1].cursor)
+        return None
+
+    async def _route_backlog(self) -> None:
+        while True:
+            while not self._backlog:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            committed = self._backlog.popleft()
+            try:
+                await self.publish(committed)
+            except Exception:  # pragma: no cover - routing must never stop for good
+                log.exception("fanout failed for a commit")
+                self.published = max(self.published, committed[-1].cursor)
+            finally:
+                self._backlog_events -= len(committed)
+
+    async def stop(self) -> None:
+        """Stop the routing task (after the node's last commit)."""
+        if self._router is not None:
+            self._router.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._router
+            self._router = None
+
     async def publish(self, committed: list[Committed]) -> None:
-        """Route newly committed events (ingest listener; called in commit order).
+        """Route newly committed events (called in commit order, by the routing task).
 
         A commit's events are routed in chunks; each connection's frames of a chunk are
         written together, one write instead of one per event: when commits grow (a burst, or

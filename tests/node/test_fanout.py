@@ -280,3 +280,28 @@ async def test_wait_published(after: int) -> None:
     await fanout.publish([committed(5)])
     await fanout.wait_published(after)  # returns at once: routed up to 5
     assert fanout.published == 5
+
+
+async def test_the_writer_hands_commits_over_without_waiting_for_routing() -> None:
+    """Ingestion is never slowed by fanout: the listener returns at once, routing follows in
+    commit order; only a backlog beyond MAX_BACKLOG makes the writer wait."""
+    import node.fanout as fanout_module
+
+    fanout = Fanout()
+    member = Client()
+    subscribe(fanout, member, MEMBER)
+    assert fanout.enqueue([committed(1)]) is None
+    assert fanout.enqueue([committed(2), committed(3)]) is None
+    assert member.events() == []  # not routed yet: the writer did not wait
+    await fanout.wait_published(3)
+    assert member.events() == [("s", "need.posted", c) for c in (1, 2, 3)]
+    old = fanout_module.MAX_BACKLOG
+    fanout_module.MAX_BACKLOG = 1
+    try:
+        waiting = fanout.enqueue([committed(4), committed(5)])
+        assert waiting is not None  # over the backlog bound: the writer waits for routing
+        await waiting
+        assert member.events()[-1] == ("s", "need.posted", 5)
+    finally:
+        fanout_module.MAX_BACKLOG = old
+        await fanout.stop()
