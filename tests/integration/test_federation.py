@@ -122,6 +122,13 @@ def test_line_public_multi_hop_peers_one_hop_pod_never(
     wait_for(lambda: second in held(c), what="a live event at C")
     lag = peer_state(c, b)["lag"]
     assert lag["in"] >= 0
+    # Erasure follows its target: amara redacts her public need; every copy loses its body.
+    (redaction,) = public.post([public.sign("event.redacted", {"target": pub_id})])
+    wait_for(lambda: redaction in held(c), what="the redaction at C")
+    for node in (a, b, c):
+        assert held(node)[pub_id]["envelope"]["body"] is None
+    removed = httpx.get(c.url + f"/v1/needs/{pub_id}", timeout=10).json()
+    assert removed["title"] == "[removed]"
 
 
 def public_needs(poster: Poster, n: int, batch: int = 2500) -> list[str]:
