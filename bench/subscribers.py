@@ -185,7 +185,9 @@ def run(
                 elif msg[0] == "report":
                     ctl.send(_report(every, *msg[1:]))
                 continue
-            s = subs[fd]
+            s = subs.get(fd)
+            if s is None:  # closed earlier in this same batch of poll results
+                continue
             try:
                 data = s.sock.recv(_RECV)
             except ConnectionError:
