@@ -376,7 +376,21 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
         "# HELP kith_held_events Events waiting for a missing prev or roster event.",
         "# TYPE kith_held_events gauge",
         f"kith_held_events {node.ingest.held_count()}",
+        "# HELP kith_federation_total Federation happenings (refusals, floods, session ends).",
+        "# TYPE kith_federation_total counter",
     ]
+    for what, count in sorted(node.federation.counters.items()):
+        lines.append(f'kith_federation_total{{what="{what}"}} {count}')
+    # Counted by state, never labelled by pod id: who federates with whom stays private.
+    lines += [
+        "# HELP kith_federation_peers Peer links by state.",
+        "# TYPE kith_federation_peers gauge",
+    ]
+    states: dict[str, int] = {}
+    for status in node.federation.statuses.values():
+        states[status.state] = states.get(status.state, 0) + 1
+    for state, count in sorted(states.items()):
+        lines.append(f'kith_federation_peers{{state="{state}"}} {count}')
     return "\n".join(lines) + "\n"
 
 

@@ -459,6 +459,14 @@ async def test_metrics(api: Api) -> None:
     assert 'kith_events_total{outcome="unauthorized"} 1' in lines
     assert "kith_cursor 5" in lines
     assert "kith_held_events 0" in lines
+    # Federation: counters by what happened, peer links by state — never by pod id.
+    peer = signing_key("neighbour").public_b64
+    api.node.federation.count("refused:unlisted")
+    api.node.federation.status_of(peer).state = "live"
+    text = (await api.client.get("/metrics")).text
+    assert 'kith_federation_total{what="refused:unlisted"} 1' in text.splitlines()
+    assert 'kith_federation_peers{state="live"} 1' in text.splitlines()
+    assert peer not in text
 
 
 async def test_openapi_schema(api: Api) -> None:
