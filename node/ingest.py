@@ -293,15 +293,16 @@ class Ingestor:
             self._recent[done_id] = None
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
+        # Listeners first: the fanout's routing task is then woken ahead of the submitters'
+        # answers, so live subscribers are not kept waiting behind HTTP responses.
+        waits = [listener(committed) for listener in self.listeners] if committed else []
         for item, answer in zip(group, answers, strict=True):
             self._count(answer.reason if not answer.ok or answer.reason else None)
             if item.future is not None and not item.future.done():
                 item.future.set_result(answer)
-        if committed:
-            for listener in self.listeners:
-                maybe = listener(committed)
-                if maybe is not None:
-                    await maybe
+        for maybe in waits:
+            if maybe is not None:
+                await maybe
 
     # -- held events ------------------------------------------------------------------
 
