@@ -6,7 +6,8 @@ pre-filter with ``readable_scopes`` for speed, but each returned row is still ch
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -74,3 +75,33 @@ def readable_scopes(reader: Reader) -> tuple[str, ...]:
     if reader.peer_pod is not None:
         return ("peers", "public")
     return ("public",)
+
+
+class _Row(Protocol):
+    """Anything with the head facts ``may_read`` looks at (stored rows of any shape)."""
+
+    @property
+    def pod(self) -> str: ...
+    @property
+    def author(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+_R = TypeVar("_R", bound=_Row)
+
+
+def visible(reader: Reader, rows: Iterable[_R]) -> list[_R]:
+    """The rows ``reader`` may read, in order; ``may_read`` asked once per distinct facts."""
+    decided: dict[tuple[str, str, str, str], bool] = {}
+    out = []
+    for row in rows:
+        key = (row.pod, row.author, row.scope, row.kind)
+        ok = decided.get(key)
+        if ok is None:
+            ok = decided[key] = may_read(reader, EventFacts(*key))
+        if ok:
+            out.append(row)
+    return out

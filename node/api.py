@@ -7,6 +7,7 @@ returned event passes ``may_read``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -20,7 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from node import projections
-from node.access import EventFacts, Reader, may_read, readable_scopes
+from node.access import EventFacts, Reader, may_read, readable_scopes, visible
 from node.app import VERSION, Node
 from node.federation import LitestarChannel
 from node.ingest import Result
@@ -129,20 +130,6 @@ def _page(events: list[WireEvent], next_cursor: int | None) -> Response[EventsPa
     return _raw_json(body)  # type: ignore[no-any-return]
 
 
-def _visible(reader: Reader, rows: list[WireEvent]) -> list[WireEvent]:
-    """``may_read`` on every row, asked once per distinct (pod, author, scope, kind)."""
-    decided: dict[tuple[str, str, str, str], bool] = {}
-    out = []
-    for row in rows:
-        key = (row.pod, row.author, row.scope, row.kind)
-        ok = decided.get(key)
-        if ok is None:
-            ok = decided[key] = may_read(reader, EventFacts(*key))
-        if ok:
-            out.append(row)
-    return out
-
-
 def _facts(e: StoredEvent) -> EventFacts:
     return EventFacts(e.pod, e.author, e.scope, e.kind)
 
@@ -206,7 +193,7 @@ async def get_events(
     )
     rows = await node.store.query_wire(query)
     next_cursor = rows[-1].cursor if len(rows) == limit else None
-    return _page(_visible(reader, rows), next_cursor)
+    return _page(visible(reader, rows), next_cursor)
 
 
 @get("/v1/events/{event_id:str}", summary="One event by id")
@@ -386,9 +373,7 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
         "# HELP kith_federation_peers Peer links by state.",
         "# TYPE kith_federation_peers gauge",
     ]
-    states: dict[str, int] = {}
-    for status in node.federation.statuses.values():
-        states[status.state] = states.get(status.state, 0) + 1
+    states = collections.Counter(s.state for s in node.federation.statuses.values())
     for state, count in sorted(states.items()):
         lines.append(f'kith_federation_peers{{state="{state}"}} {count}')
     return "\n".join(lines) + "\n"

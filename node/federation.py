@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from node.access import EventFacts, Reader, may_read
+from node.access import Reader, visible
 from node.ingest import Committed, Result
 from node.peers import PeerEntry, PeerList
 from node.roster import Roster
@@ -242,7 +242,6 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender: asyncio.Task[None] | None = None
         self._wants = _TokenBucket(WANT_BURST, 1 / WANT_EVERY_S)
-        self._rejected = 0
         self._need_repair = False
         self.caught_up_in = asyncio.Event()
         self.caught_up_out = asyncio.Event()
@@ -267,9 +266,7 @@ class Session:
                 data = await self.channel.recv()
                 if data is None:
                     break
-                if self.status is not None:
-                    self.status.bytes_in += len(data)
-                self.summary.bytes_in += len(data)
+                self._tally(bytes_in=len(data))
                 for event in self.conn.receive(data, now_ms=self.node.ingest.now_ms()):
                     await self._handle(event)
                 await self.flush()
@@ -299,9 +296,7 @@ class Session:
         async with self._send_lock:
             for frame in self.conn.data_to_send():
                 await self.channel.send(frame)
-                if self.status is not None:
-                    self.status.bytes_out += len(frame)
-                self.summary.bytes_out += len(frame)
+                self._tally(bytes_out=len(frame))
 
     def close(self, reason: str, message: str = "") -> None:
         """Close from our side (shutdown, peer removed, duplicate connection)."""
@@ -466,8 +461,7 @@ class Session:
             reason = result.reason
             if result.ok:
                 if reason != "duplicate":
-                    status.received += 1
-                    self.summary.received += 1
+                    self._tally(received=1)
                 if reason == "fork":
                     status.forks += 1
                 continue
@@ -477,10 +471,7 @@ class Session:
                 self._need_repair = True  # held: ask again for what is missing
             key = reason or "rejected"
             rejected[key] = rejected.get(key, 0) + 1
-        for key, n in rejected.items():
-            status.rejected[key] = status.rejected.get(key, 0) + n
-            self.summary.rejected[key] = self.summary.rejected.get(key, 0) + n
-            self._rejected += n
+        self._tally(rejected=rejected)
         if self.conn.phase is fed.Phase.CLOSED:
             return
         await self._checkpoint(frame.upto)
@@ -489,7 +480,7 @@ class Session:
         if self.progress is not None:
             self.progress("in", self.summary.received, status.their_cursor)
         self.conn.ack(frame.upto, rejected)
-        if self._rejected > MAX_REJECTED:
+        if sum(self.summary.rejected.values()) > MAX_REJECTED:
             self.fed.count("flood:rejected")
             # Session.close, not the machine's: the receive loop may be idle in recv().
             self.close("rate-limited", f"more than {MAX_REJECTED} rejected events")
@@ -609,14 +600,12 @@ class Session:
     async def _send_rows(self, rows: Sequence[FederatedEvent], upto: int) -> None:
         """Pack readable rows into EVENTS frames, waiting for window room between frames."""
         assert self.pod is not None and self.status is not None
-        reader = self.fed.reader_for(self.pod)
+        readable = visible(self.fed.reader_for(self.pod), rows)
         batch: list[bytes] = []
         size = 0
-        for i, row in enumerate(rows):
-            if not may_read(reader, EventFacts(row.pod, row.author, row.scope, row.kind)):
-                continue
+        for i, row in enumerate(readable):
             if batch and (size + len(row.envelope) > FRAME_BUDGET or len(batch) >= PAGE):
-                await self._send_frame(rows[i - 1].cursor, batch)
+                await self._send_frame(readable[i - 1].cursor, batch)
                 batch, size = [], 0
             batch.append(row.envelope)
             size += len(row.envelope)
@@ -631,13 +620,33 @@ class Session:
             await self.room.wait()
         self.conn.send_events(max(upto, self.conn.sent_upto), envelopes)
         assert self.status is not None
-        self.status.sent += len(envelopes)
-        self.summary.sent += len(envelopes)
+        self._tally(sent=len(envelopes))
         await self.flush()
         if self.progress is not None:
             self.progress("out", self.summary.sent, self.status.their_cursor)
 
     # -- state -----------------------------------------------------------------------------
+
+    def _tally(
+        self,
+        *,
+        received: int = 0,
+        sent: int = 0,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        rejected: dict[str, int] | None = None,
+    ) -> None:
+        """Count into this session's summary and, once authenticated, the peer's status
+        (which outlives the session: it adds up every link to that peer)."""
+        for counts in (self.summary, self.status):
+            if counts is None:
+                continue
+            counts.received += received
+            counts.sent += sent
+            counts.bytes_in += bytes_in
+            counts.bytes_out += bytes_out
+            for key, n in (rejected or {}).items():
+                counts.rejected[key] = counts.rejected.get(key, 0) + n
 
     @property
     def went_live(self) -> bool:

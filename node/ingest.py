@@ -313,13 +313,9 @@ class Ingestor:
     def _hold(self, item: _Item, *, gap: bool) -> bool:
         now = self.now_ms()
         by = item.source.peer_pod
-        if self._held_count >= self._hold_limit or (
-            by is not None and self._held_by.get(by, 0) >= self._hold_limit // PEER_HOLD_SHARE
-        ):
+        if self._hold_full(by):
             self._expire(now)
-            if self._held_count >= self._hold_limit or (
-                by is not None and self._held_by.get(by, 0) >= self._hold_limit // PEER_HOLD_SHARE
-            ):
+            if self._hold_full(by):
                 return False
         # A re-held item keeps its first expiry: retrying must not keep it alive forever.
         expires = item.expires_ms or now + self._hold_ttl_ms
@@ -334,6 +330,13 @@ class Ingestor:
         self._held_count += 1
         self._held_by[by] = self._held_by.get(by, 0) + 1
         return True
+
+    def _hold_full(self, by: str | None) -> bool:
+        """No room for one more held event (from the relaying peer ``by``, if any)."""
+        if self._held_count >= self._hold_limit:
+            return True
+        share = self._hold_limit // PEER_HOLD_SHARE
+        return by is not None and self._held_by.get(by, 0) >= share
 
     def _unhold(self, items: list[_Item]) -> None:
         """Account for held items leaving the hold (released or expired)."""
