@@ -601,9 +601,6 @@ def _local_url(config: Any) -> str:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    import urllib.error
-    import urllib.request
-
     from tqdm import tqdm
 
     from node.client import KithClient, NodeUnreachable
@@ -626,26 +623,20 @@ def cmd_sync(args: argparse.Namespace) -> int:
     client = KithClient(_local_url(config), data.node_key().signing_key())
     summary: dict[str, Any] | None = None
     try:
-        token = client.token()
-        req = urllib.request.Request(
-            client.url + "/v1/federation/sync",
-            data=msgspec.json.encode(request),
-            method="POST",
-            headers={"content-type": "application/json", "authorization": "Kith " + token},
-        )
         try:
-            with urllib.request.urlopen(req, timeout=600) as resp:
-                for line in resp:
-                    item = msgspec.json.decode(line)
-                    if "done" in item:
-                        summary = item
-                    else:
-                        progress(item["direction"], item["events"])
-        except urllib.error.HTTPError as exc:
-            detail = msgspec.json.decode(exc.read() or b"{}")
-            raise KithError(f"sync refused: {detail.get('detail') or exc.reason}") from None
-    except NodeUnreachable:
-        summary = asyncio.run(_offline_sync(data, request, progress))
+            client.info()  # is the node running? (a drop mid-sync must not mean "offline")
+            running = True
+        except NodeUnreachable:
+            running = False
+        if running:
+            body = msgspec.json.encode(request)
+            for item in client.lines("POST", "/v1/federation/sync", body):
+                if "done" in item:
+                    summary = item
+                else:
+                    progress(item["direction"], item["events"])
+        else:
+            summary = asyncio.run(_offline_sync(data, request, progress))
     finally:
         for bar in bars.values():
             bar.close()

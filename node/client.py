@@ -5,11 +5,13 @@ Standard library only (urllib), so the `kith` command works without extra packag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -40,13 +42,34 @@ class KithClient:
     def _request(
         self, method: str, path: str, body: bytes | None = None, auth: bool = False
     ) -> Any:
+        with self._open(method, path, body, auth) as resp:
+            return json.loads(resp.read())
+
+    def lines(
+        self, method: str, path: str, body: bytes | None = None, *, timeout: float = 600.0
+    ) -> Iterator[Any]:
+        """An authenticated request whose answer is NDJSON: each line, decoded, as it comes."""
+        with self._open(method, path, body, True, timeout=timeout) as resp:
+            for line in resp:
+                yield json.loads(line)
+
+    @contextlib.contextmanager
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        auth: bool,
+        *,
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
         headers = {"content-type": "application/json"}
         if auth and self.key is not None:
             headers["authorization"] = "Kith " + self.token()
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+                yield resp
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read())
