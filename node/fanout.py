@@ -49,11 +49,10 @@ POLICY_CACHE = 4096
 #: Deliveries after which a large commit's fanout writes out what it gathered and lets other
 #: tasks run (handshakes, pings, HTTP) before routing its next event.
 CHUNK_DELIVERIES = 20_000
-
-
-log = logging.getLogger("kith.fanout")
 #: Events the routing task may lag behind the writer before the writer waits for it.
 MAX_BACKLOG = 50_000
+
+log = logging.getLogger("kith.fanout")
 
 
 class Outbox:
@@ -244,9 +243,8 @@ class Fanout:
         self._table: _Table | None = None
         # Commits waiting to be routed, in commit order, by one routing task: the writer
         # hands them over and goes on to its next transaction instead of waiting for fanout.
-        self._backlog: collections.deque[list[Committed]] = collections.deque()
+        self._backlog: asyncio.Queue[list[Committed]] = asyncio.Queue()
         self._backlog_events = 0
-        self._wakeup = asyncio.Event()
         self._router: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -312,9 +310,8 @@ class Fanout:
         """
         if not committed:
             return None
-        self._backlog.append(committed)
+        self._backlog.put_nowait(committed)
         self._backlog_events += len(committed)
-        self._wakeup.set()
         if self._router is None or self._router.done():
             self._router = asyncio.create_task(self._route_backlog(), name="kith-fanout")
         if self._backlog_events > MAX_BACKLOG:
@@ -323,10 +320,7 @@ class Fanout:
 
     async def _route_backlog(self) -> None:
         while True:
-            while not self._backlog:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            committed = self._backlog.popleft()
+            committed = await self._backlog.get()
             try:
                 await self.publish(committed)
             except Exception:  # pragma: no cover - routing must never stop for good
