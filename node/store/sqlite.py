@@ -9,7 +9,6 @@ returns wire bytes without re-encoding anything.
 from __future__ import annotations
 
 import array
-import base64
 import heapq
 import itertools
 import os
@@ -33,6 +32,7 @@ from node.store.base import (
     WireEvent,
     WriteTxn,
 )
+from protocol.codec import b64e
 from protocol.kinds import kind_matches
 from protocol.logs import LogKey, LogState
 from protocol.reasons import KithError
@@ -241,7 +241,7 @@ def _add_origin(conn: sqlite3.Connection) -> None:
 
 def _new_store_id() -> str:
     """A random store id: base64url of 16 bytes."""
-    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    return b64e(os.urandom(16))
 
 
 def _record_meta(conn: sqlite3.Connection) -> str:
