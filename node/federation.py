@@ -373,6 +373,7 @@ class Session:
         ):
             status.received_upto = checkpoint.cursor
             self.conn.send_want(after=checkpoint.cursor, store=auth.store)
+            self.summary.round_trips += 1  # each WANT waits for its CAUGHT-UP
         else:
             self._send_vector_want(auth.pod)
 
