@@ -49,7 +49,7 @@ PUBLISHERS = 8
 KITH_SUB = b'["SUB","s",{"filters":[{"kinds":["offer.*","need.*"]}],"after":null}]'
 IDLE_SUB = b'["SUB","s",{"filters":[{"kinds":["report.*"]}]}]'
 
-# `kith serve` itself (node.cli._serve), plus a listener ahead of the fanout that notes when
+# `kith serve` itself (node.cli.pod._serve), plus a listener ahead of the fanout that notes when
 # each commit was handed over; the notes are written out when the node stops.
 KITH = """
 import json, signal, sys, time

@@ -654,7 +654,7 @@ def test_post_bodies_carry_only_what_was_given(
 def test_serve_and_demo_wire_the_node_to_the_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import node.cli as cli
+    import node.cli.pod
 
     calls: list[tuple[str, str, int]] = []
 
@@ -663,7 +663,7 @@ def test_serve_and_demo_wire_the_node_to_the_server(
         if banner is not None:
             banner()
 
-    monkeypatch.setattr(cli, "_serve", fake_serve)
+    monkeypatch.setattr(node.cli.pod, "_serve", fake_serve)
     data = init(tmp_path / "pod")
     assert main(["serve", "--dir", str(data.path), "--port", "9999"]) == 0
     assert calls == [(data.config().pod, "127.0.0.1", 9999)]

@@ -1,0 +1,102 @@
+"""``kith key new`` and ``kith member add``: key files and the pod's roster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from node.cli.options import add_dir_option
+from node.cli.posts import print_result
+from protocol.reasons import KithError
+
+if TYPE_CHECKING:
+    from node.cli.options import Subcommands
+
+
+def cmd_key_new(args: argparse.Namespace) -> int:
+    """``kith key new``: write a new key file."""
+    from node.datadir import new_key_file, write_key_file
+
+    key = new_key_file()
+    path = Path(args.out)
+    try:
+        write_key_file(path, key)
+    except FileExistsError:
+        raise KithError(f"{path} exists; refusing to overwrite a key") from None
+    print(f"Wrote {path} (mode 0600). Public key: {key.public}  box key: {key.box_public}")
+    return 0
+
+
+def cmd_member_add(args: argparse.Namespace) -> int:
+    """``kith member add``: add a member, through the running node or offline."""
+    from node.client import KithClient, NodeUnreachable
+    from node.datadir import DataDir, read_key_file
+
+    data = DataDir(args.dir)
+    config = data.config()
+    if args.key_file:
+        member = read_key_file(Path(args.key_file))
+        public, box = member.public, member.box_public
+    else:
+        if not args.key or not args.box_key:
+            raise KithError("give --key-file FILE, or both --key and --box-key")
+        public, box = args.key, args.box_key
+    body = {"key": public, "role": args.role, "box_key": box}
+    url = args.url or f"http://{config.host}:{config.port}"
+    client = KithClient(url, data.node_key().signing_key())
+    try:
+        result = client.post("member.added", body, scope="public")
+    except NodeUnreachable:
+        result = asyncio.run(_offline_post(data, "member.added", body))
+    print_result("member.added", result)
+    return 0 if result.get("ok") else 1
+
+
+async def _offline_post(data: Any, kind: str, body: Any) -> dict[str, Any]:
+    from node.app import Node
+    from node.demo import _Signer
+
+    node = Node(data)
+    await node.start()
+    try:
+        env = _Signer(node).sign(node.key, kind, body, scope="public")
+        from protocol.validate import CLIENT
+
+        result = (await node.ingest.submit([env], CLIENT))[0]
+        return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+    finally:
+        await node.stop()
+
+
+def register(sub: Subcommands) -> None:
+    """Add ``key new`` and ``member add`` to ``kith``."""
+    key = sub.add_parser("key", help="manage key files", description="manage key files")
+    key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    p = key_sub.add_parser(
+        "new",
+        help="make a new key file (one per device, never shared)",
+        description="make a new key file (one per device, never shared)",
+    )
+    p.add_argument("--out", required=True, help="file to write (mode 0600)")
+    p.set_defaults(fn=cmd_key_new)
+
+    member = sub.add_parser(
+        "member", help="manage the pod's roster", description="manage the pod's roster"
+    )
+    member_sub = member.add_subparsers(dest="member_command", required=True, metavar="ACTION")
+    p = member_sub.add_parser(
+        "add",
+        help="add a member (signed by the node key)",
+        description="add a member (signed by the node key)",
+    )
+    add_dir_option(p)
+    p.add_argument("--key-file", help="the member's key file (public parts are used)")
+    p.add_argument("--key", help="the member's public key (base64url)")
+    p.add_argument("--box-key", help="the member's X25519 box key (base64url)")
+    p.add_argument("--role", choices=["member", "coordinator"], default="member")
+    p.add_argument("--url", help="the running node (default: from config)")
+    p.set_defaults(fn=cmd_member_add)
