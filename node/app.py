@@ -12,12 +12,12 @@ import msgspec
 
 from node import projections
 from node.access import ANONYMOUS, Reader
+from node.context import StreamLimits
 from node.datadir import Config, DataDir, KeyFile
 from node.fanout import Fanout
 from node.federation import Federation
 from node.ingest import Ingestor
 from node.store.sqlite import SQLiteStore
-from node.streams import StreamLimits
 from protocol.crypto import SigningKey
 from protocol.reasons import InvalidToken, KithError
 from protocol.tokens import check_token

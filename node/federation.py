@@ -28,9 +28,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from node.access import Reader, visible
+from node.context import NodeContext
 from node.ingest import Committed, Result
 from node.peers import PeerEntry, PeerList
 from node.roster import Roster
@@ -41,9 +42,6 @@ from protocol.envelope import check_body, decode_envelope, parse_event
 from protocol.kinds import validate_body
 from protocol.reasons import KithError, RejectedEvent
 from protocol.validate import Authorization, check_signature, from_peer
-
-if TYPE_CHECKING:
-    from node.app import Node
 
 log = logging.getLogger("kith.federation")
 
@@ -732,7 +730,7 @@ class LitestarChannel:
 class Federation:
     """Every peer link of one node: dialers, accepted sessions, status."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeContext) -> None:
         self.node = node
         self.peers_path: Path = node.datadir.path / "peers.json"
         self.peers = PeerList()

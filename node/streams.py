@@ -16,7 +16,7 @@ import logging
 import os
 import warnings
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
@@ -25,10 +25,10 @@ from websockets.protocol import State
 
 from node.access import EventFacts as AccessFacts
 from node.access import Reader, may_read, readable_scopes
+from node.context import NodeContext, StreamLimits
 from node.fanout import Outbox, Subscription, SubState, parse_body
 from node.store.base import EventQuery, StoredEvent
 from protocol.codec import b64e
-from protocol.envelope import MAX_ENVELOPE_BYTES
 from protocol.frames import (
     Auth,
     EventFacts,
@@ -51,26 +51,10 @@ from protocol.frames import (
 from protocol.reasons import InvalidToken, RejectedEvent
 from protocol.validate import CLIENT
 
-if TYPE_CHECKING:
-    from node.app import Node
-
 log = logging.getLogger("kith.streams")
 _OPEN = State.OPEN  # uvicorn's protocol (websockets.legacy) shares websockets' State
 #: Scope extension under which KithWebSocketProtocol exposes the connection.
 DIRECT_EXTENSION = "kith.direct-websocket"
-
-
-class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """Hard limits, announced in ``/.well-known/kith``."""
-
-    subs_per_connection: int = 20
-    filters_per_sub: int = 10
-    frame_bytes: int = MAX_ENVELOPE_BYTES + 4096
-    connections_per_ip: int = 256
-    outbox_frames: int = 20_000
-    outbox_bytes: int = 16 * 1024 * 1024
-    pending_frames: int = 20_000
-    backfill_page: int = 500
 
 
 def to_query(
@@ -196,7 +180,9 @@ class DirectOutbox(Outbox):
 class StreamConnection:
     """One client websocket."""
 
-    def __init__(self, node: Node, socket: WebSocket[Any, Any, Any], limits: StreamLimits) -> None:
+    def __init__(
+        self, node: NodeContext, socket: WebSocket[Any, Any, Any], limits: StreamLimits
+    ) -> None:
         self.node = node
         self.socket = socket
         self.limits = limits
@@ -440,7 +426,7 @@ class StreamConnection:
 @websocket("/v1/stream")
 async def stream_handler(socket: WebSocket[Any, Any, Any]) -> None:
     """Client event streams (frames in ``docs/streams.md``)."""
-    node: Node = socket.app.state.node
+    node: NodeContext = socket.app.state.node
     limits = node.stream_limits
     ip = socket.client.host if socket.client else "?"
     await socket.accept()
