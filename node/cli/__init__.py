@@ -14,6 +14,8 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 ``options`` holds what they share (``--dir``, ``add_command``). A new domain is one new
 module beside them — say ``node/cli/overflow.py`` for ``kith overflow offer``::
 
+    import argparse
+
     from node.cli.options import Subcommands, add_command
 
     def cmd_overflow_offer(args: argparse.Namespace) -> int:

@@ -8,13 +8,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from node.cli.options import add_command
+from node.cli.options import Subcommands, add_command
 from protocol.reasons import KithError
-
-if TYPE_CHECKING:
-    from node.cli.options import Subcommands
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from node.cli.options import add_dir_option
+from node.cli.options import Subcommands, add_dir_option
 from node.cli.posts import print_result
 from protocol.reasons import KithError
-
-if TYPE_CHECKING:
-    from node.cli.options import Subcommands
 
 
 def cmd_key_new(args: argparse.Namespace) -> int:

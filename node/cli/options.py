@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TypeAlias
 
-if TYPE_CHECKING:
-    #: The ``sub`` that ``build_parser`` hands to each command module's ``register``.
-    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+#: The ``sub`` that ``build_parser`` hands to each command module's ``register``.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 #: Where a node keeps its keys, config and database unless ``--dir`` says otherwise.
 DEFAULT_DIR = "./kith-data"

@@ -7,15 +7,12 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from node.cli.options import add_command
+from node.cli.options import Subcommands, add_command
 from protocol.reasons import KithError
-
-if TYPE_CHECKING:
-    from node.cli.options import Subcommands
 
 
 def cmd_peer_add(args: argparse.Namespace) -> int:

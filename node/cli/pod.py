@@ -8,15 +8,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from node.cli.options import add_command
+from node.cli.options import Subcommands, add_command
 from protocol.reasons import KithError
-
-if TYPE_CHECKING:
-    from node.cli.options import Subcommands
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from node.cli.options import Subcommands
 from protocol.reasons import KithError
-
-if TYPE_CHECKING:
-    from node.cli.options import Subcommands
 
 
 def print_result(kind: str, result: dict[str, Any]) -> None:

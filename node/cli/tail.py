@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from node.cli.options import Subcommands
+from node.cli.options import Subcommands
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
