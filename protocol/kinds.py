@@ -9,7 +9,9 @@ Two rules keep old nodes working with new clients:
 
 * an **unknown kind** is not checked at all (``validate_body`` returns ``None``);
 * **unknown body fields** are ignored, never rejected: the body bytes are stored and forwarded
-  as signed, so a newer client's extra fields survive every hop.
+  as signed, so a newer client's extra fields survive every hop. The one exception is
+  ``overflow.referred``, which crosses to other pods: it is closed, so that no client can
+  smuggle personal details into it (docs/decisions.md D26).
 
 Rejections carry a stable reason ``invalid:body:<detail>``:
 
@@ -47,6 +49,7 @@ __all__ = [
     "KEY_PATTERN",
     "KNOWN_KINDS",
     "LEDGER_KINDS",
+    "MAX_HOPS",
     "REDACTABLE_KINDS",
     "ROSTER_KINDS",
     "Body",
@@ -81,6 +84,7 @@ __all__ = [
     "PodRootRotated",
     "ProfileSet",
     "ProposalOpened",
+    "ReferralSummary",
     "ReportFiled",
     "Role",
     "Scope",
@@ -261,7 +265,13 @@ class ProfileSet(Body, frozen=True, kw_only=True):
 
 
 class NeedPosted(Body, frozen=True, kw_only=True):
-    """Someone asks for help. ``address`` is sealed to the helper whose claim gets accepted."""
+    """Someone asks for help.
+
+    ``personal`` holds the need's personal fields (address, phone, notes: a JSON object) sealed
+    to the pod's coordinators and the author; the client that accepts a claim re-seals them to
+    the helper (``claim.accepted.personal``). ``referral`` is set on a need that a neighbour
+    pod's referral became here (posted by the node when the referral is assigned to this pod).
+    """
 
     title: Title
     category: Category
@@ -270,7 +280,8 @@ class NeedPosted(Body, frozen=True, kw_only=True):
     window: TimeWindow | None = None
     area: Area | None = None
     minutes_estimate: MinutesEstimate | None = None
-    address: SealedField | None = None
+    personal: SealedField | None = None
+    referral: EventId | None = None
 
 
 class NeedUpdated(Body, frozen=True, kw_only=True):
@@ -341,10 +352,15 @@ class ClaimWithdrawn(Body, frozen=True, kw_only=True):
 
 
 class ClaimAccepted(Body, frozen=True, kw_only=True):
-    """The need's author or a coordinator picks a claim: the only thing that assigns a need."""
+    """The need's author or a coordinator picks a claim: the only thing that assigns a need.
+
+    ``personal`` is the need's personal fields re-sealed to the accepted helper (and the
+    coordinators) by the accepting client; the node never sees them in clear.
+    """
 
     claim: EventId
     need: EventId
+    personal: SealedField | None = None
 
 
 class FulfilmentRecorded(Body, frozen=True, kw_only=True):
@@ -405,29 +421,62 @@ class VoteCast(Body, frozen=True, kw_only=True):
 # --- overflow between pods (coordinators or the node key, never the requester) -----------
 
 
-class OverflowReferred(Body, frozen=True, kw_only=True):
-    """A need this pod cannot meet is passed to neighbour pods as a redacted ``summary``;
+class ReferralSummary(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What neighbour pods learn of a referred need: the kind of help, how urgent, roughly where
 
-    the full ``details`` are sealed and go only to the pod it is assigned to.
+    and when — and nothing else. No person, no free text: a title or a note may name someone,
+    so the summary is closed (an unknown field is refused) and built by the node from the need.
     """
 
-    summary: Annotated[str, msgspec.Meta(min_length=1, max_length=280)]
     category: Category
     urgency: Urgency
-    hops_left: Annotated[int, msgspec.Meta(ge=0, le=8)]
+    area: Area | None = None
+    window: TimeWindow | None = None
+    minutes_estimate: MinutesEstimate | None = None
+
+
+#: Most pods a referral may pass through: ``hops_left`` starts at most here.
+MAX_HOPS = 8
+
+
+class OverflowReferred(
+    Body, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
+    """A need this pod cannot meet is passed to neighbour pods as a redacted ``summary``.
+
+    ``need`` is the id of the need in the referring pod (an opaque hash: the need itself is
+    pod scope and never leaves its pod). A re-referral names the referral it passes on as
+    ``parent`` and lists in ``path`` the pods the need already went through, origin first, so
+    that it never comes back to one of them. Closed like the summary: the full details travel
+    only sealed, on assignment (``overflow.assigned``).
+    """
+
+    need: EventId
+    summary: ReferralSummary
+    hops_left: Annotated[int, msgspec.Meta(ge=0, le=MAX_HOPS)]
     expires_at: Millis
-    details: SealedField | None = None
+    parent: EventId | None = None
+    path: Annotated[tuple[Key, ...], msgspec.Meta(max_length=MAX_HOPS)] = ()
+
+    def __post_init__(self) -> None:
+        if (self.parent is None) != (not self.path):
+            raise _BodyRule("a re-referral names both its `parent` and its `path`", field="path")
+        if len(set(self.path)) != len(self.path):
+            raise _BodyRule("a pod appears twice on the path", field="path")
 
 
 class OverflowOffered(Body, frozen=True, kw_only=True):
-    """A neighbour pod says it can take a referral."""
+    """A neighbour pod's coordinator says the pod can take a referral."""
 
     referral: EventId
     note: Note | None = None
 
 
 class OverflowAssigned(Body, frozen=True, kw_only=True):
-    """The origin pod gives a referral to ``to_pod``, with the details sealed to that pod."""
+    """The origin pod gives a referral to ``to_pod``, with the need's details sealed to that
+
+    pod's coordinators' ``box_key``s (and no one else).
+    """
 
     referral: EventId
     to_pod: Key
@@ -436,9 +485,10 @@ class OverflowAssigned(Body, frozen=True, kw_only=True):
 
 
 class OverflowFulfilled(Body, frozen=True, kw_only=True):
-    """The pod a referral was assigned to met the need."""
+    """The pod a referral was assigned to met the need; ``minutes`` is the time it gave."""
 
     referral: EventId
+    minutes: MinutesEstimate | None = None
 
 
 class OverflowReturned(Body, frozen=True, kw_only=True):
@@ -449,9 +499,9 @@ class OverflowReturned(Body, frozen=True, kw_only=True):
 
 
 class ClearingRecorded(Body, frozen=True, kw_only=True):
-    """An inter-pod time-bank entry: positive ``minutes`` this pod gave ``peer_pod``, negative
+    """One pod's side of an inter-pod time-bank entry: positive ``minutes`` this pod gave
 
-    minutes it received.
+    ``peer_pod``, negative minutes it received. Each pod records its own side.
     """
 
     peer_pod: Key
@@ -570,6 +620,7 @@ REDACTABLE_KINDS = frozenset(k for k in KNOWN_KINDS if is_redactable(k))
 
 _AT = re.compile(r" - at `(?:key` in `)?\$(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -610,8 +661,26 @@ def _explain(exc: msgspec.ValidationError) -> tuple[str, str]:
     if missing:
         field = _join(path, missing["field"])
         return f"missing:{field}", f"required field `{field}` is missing"
+    unknown = _UNKNOWN.match(what)
+    if unknown and unknown["field"] in _SCHEMA_WORDS:
+        # Only closed structs (a referral's summary, a sealed value) refuse unknown fields. A
+        # field name is named only if it is a schema word (``title`` in a referral): any other
+        # name was made up by the sender and may itself be personal data.
+        field = _join(path, unknown["field"])
+        return f"field:{field}", f"`{field}` is not allowed here"
     where = path or "$"
     return f"field:{where}", f"`{where}`: {_constraint(what)}"
+
+
+_SCHEMA_STRUCTS: tuple[type[msgspec.Struct], ...] = (
+    *BODY_TYPES.values(),
+    ReferralSummary,
+    TimeWindow,
+)
+#: Every field name of every body schema: the only unknown-field names a message may repeat.
+_SCHEMA_WORDS: frozenset[str] = frozenset(
+    name for struct in _SCHEMA_STRUCTS for name in struct.__struct_fields__
+)
 
 
 def validate_body(kind: str, value: object) -> Body | None:
