@@ -7,10 +7,9 @@ from typing import Any
 
 from node.app import Node
 from node.datadir import KeyFile, new_key_file
+from node.signing import Signer
 from protocol.crypto import SigningKey
-from protocol.envelope import Envelope, Scope, sign_event
-from protocol.logs import LogKey
-from protocol.validate import CLIENT
+from protocol.envelope import Envelope, Scope
 
 DEMO_PEOPLE = ["Amara", "Bao", "Camila", "Deshawn", "Esi", "Farid", "Grace", "Hiroshi"]
 
@@ -33,28 +32,19 @@ OFFERS = [
 
 
 class _Signer:
+    """The node's ``Signer`` for demo data and offline commands: a refused event raises."""
+
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._signer = Signer(pod=node.pod, ingest=node.ingest)
 
     def sign(self, key: SigningKey, kind: str, body: Any, *, scope: Scope = "pod") -> Envelope:
-        log = LogKey(self.node.pod, key.public_b64, scope)
-        state = self.node.ingest.heads.get(log)
-        seq = state.seq + 1 if state else 1
-        ts = max(self.node.ingest.now_ms(), state.ts if state else 0)
-        return sign_event(
-            key,
-            pod=self.node.pod,
-            scope=scope,
-            seq=seq,
-            prev=state.id if state else None,
-            ts=ts,
-            kind=kind,
-            body=body,
-        )
+        """Sign ``body`` as the next event of ``key``'s log in ``scope``."""
+        return self._signer.sign(key, kind, body, scope=scope)
 
     async def post(self, key: SigningKey, kind: str, body: Any, *, scope: Scope = "pod") -> str:
-        env = self.sign(key, kind, body, scope=scope)
-        result = (await self.node.ingest.submit([env], CLIENT))[0]
+        """Sign and post; the new event's id."""
+        result = await self._signer.post(key, kind, body, scope=scope)
         if not result.ok:
             raise RuntimeError(f"demo event {kind} refused: {result.reason} {result.message}")
         assert result.id is not None

@@ -1,4 +1,4 @@
-"""Read models — needs, offers, the time bank — kept inside the node's write transaction.
+"""Read models — needs, offers, the time bank, referrals between pods — kept in the write txn.
 
 Projections are pure functions of the event **set** (DESIGN §5): the same events applied in
 any order, on any node, give the same rows and the same ``projection_hash``. Each accepted
@@ -25,9 +25,13 @@ from node.projections.facts import ProjectionInput
 from node.projections.sqlite import (
     SCHEMA,
     apply,
+    clearing_totals,
     get_need,
+    get_referral,
     list_needs,
     list_offers,
+    list_referrals,
+    needs_for_referral,
     projection_hash,
     redact,
     reset,
@@ -58,9 +62,13 @@ __all__ = [
     "TimebankView",
     "Window",
     "apply",
+    "clearing_totals",
     "get_need",
+    "get_referral",
     "list_needs",
     "list_offers",
+    "list_referrals",
+    "needs_for_referral",
     "projection_hash",
     "redact",
     "reset",

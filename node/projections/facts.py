@@ -32,6 +32,7 @@ from protocol.kinds import (
     ClaimAccepted,
     ClaimMade,
     ClaimWithdrawn,
+    ClearingRecorded,
     FulfilmentRecorded,
     HoursConfirmed,
     HoursLogged,
@@ -40,6 +41,11 @@ from protocol.kinds import (
     NeedWithdrawn,
     OfferPosted,
     OfferWithdrawn,
+    OverflowAssigned,
+    OverflowFulfilled,
+    OverflowOffered,
+    OverflowReferred,
+    OverflowReturned,
     TimeWindow,
 )
 
@@ -59,7 +65,7 @@ __all__ = [
 COORDINATING_ROLES: frozenset[str] = frozenset({"root", "node", "coordinator"})
 
 #: Which read model a fact feeds.
-Family = Literal["need", "offer", "hours"]
+Family = Literal["need", "offer", "hours", "referral"]
 
 
 class ProjectionInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +111,16 @@ class FactData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     giver: str | None = None
     receiver: str | None = None
     minutes: int | None = None
+    # overflow between pods
+    referral: str | None = None  # on a need: the neighbour's referral it stands for here
+    need: str | None = None
+    hops_left: int | None = None
+    expires_at: int | None = None
+    path: tuple[str, ...] | None = None
+    to_pod: str | None = None
+    peer_pod: str | None = None
+    recipients: tuple[str, ...] | None = None  # box keys a sealed field is addressed to
+    note: str | None = None  # a coordinator's note on an offer, or a return's reason
 
 
 class Fact(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,8 +169,9 @@ def _need_posted(b: NeedPosted) -> _Read:
         window=_span(b.window),
         area=b.area,
         minutes_estimate=b.minutes_estimate,
+        referral=b.referral,
     )
-    return None, None, data
+    return None, b.referral, data  # ``ref``: a referral's need is found by its referral
 
 
 def _need_updated(b: NeedUpdated) -> _Read:
@@ -190,6 +207,31 @@ def _fulfilment(b: FulfilmentRecorded) -> _Read:
     return b.need, None, FactData(minutes=b.minutes)
 
 
+def _referred(b: OverflowReferred) -> _Read:
+    summary = b.summary
+    data = FactData(
+        category=summary.category,
+        urgency=summary.urgency,
+        area=summary.area,
+        window=_span(summary.window),
+        minutes_estimate=summary.minutes_estimate,
+        need=b.need,
+        hops_left=b.hops_left,
+        expires_at=b.expires_at,
+        path=b.path,
+    )
+    return None, b.parent, data
+
+
+def _assigned(b: OverflowAssigned) -> _Read:
+    recipients = None if b.details is None else tuple(r.key for r in b.details.to)
+    return b.referral, b.offer, FactData(to_pod=b.to_pod, recipients=recipients)
+
+
+def _clearing(b: ClearingRecorded) -> _Read:
+    return b.referral, None, FactData(peer_pod=b.peer_pod, minutes=b.minutes)
+
+
 #: kind → (body type, family, reader). Kinds not listed are not projected here.
 _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = MappingProxyType(
     {
@@ -204,11 +246,29 @@ _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = Mapp
         "offer.withdrawn": (OfferWithdrawn, "offer", lambda b: (b.offer, None, FactData())),
         "hours.logged": (HoursLogged, "hours", _hours_logged),
         "hours.confirmed": (HoursConfirmed, "hours", lambda b: (b.entry, None, FactData())),
+        "overflow.referred": (OverflowReferred, "referral", _referred),
+        "overflow.offered": (
+            OverflowOffered,
+            "referral",
+            lambda b: (b.referral, None, FactData(note=b.note)),
+        ),
+        "overflow.assigned": (OverflowAssigned, "referral", _assigned),
+        "overflow.fulfilled": (
+            OverflowFulfilled,
+            "referral",
+            lambda b: (b.referral, None, FactData(minutes=b.minutes)),
+        ),
+        "overflow.returned": (
+            OverflowReturned,
+            "referral",
+            lambda b: (b.referral, None, FactData(note=b.reason)),
+        ),
+        "clearing.recorded": (ClearingRecorded, "referral", _clearing),
     }
 )
 
 #: Kinds whose subject is the event itself, known from the head alone.
-_SELF_SUBJECT = frozenset({"need.posted", "offer.posted", "hours.logged"})
+_SELF_SUBJECT = frozenset({"need.posted", "offer.posted", "hours.logged", "overflow.referred"})
 
 
 def family_of(kind: str) -> Family:

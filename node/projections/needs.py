@@ -105,6 +105,7 @@ def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
             for c in claims.values()
         ),
         scope=posted.scope,
+        referral=None if posted.data is None else posted.data.referral,
         accepted_claim=None if accepted is None else accepted.id,
         helper=helper,
         fulfilment=None

@@ -40,6 +40,7 @@ from node.projections.facts import (
 )
 from node.projections.needs import derive_need, need_status_at
 from node.projections.offers import derive_offer, offer_status_at
+from node.projections.overflow import ReferralView, derive_referral
 from node.projections.timebank import HoursEntry, balance_changes, derive_entry, timebank_view
 from node.projections.views import NeedView, OfferView, TimebankView
 from protocol.codec import b64e
@@ -49,9 +50,13 @@ __all__ = [
     "MAX_PAGE",
     "SCHEMA",
     "apply",
+    "clearing_totals",
     "get_need",
+    "get_referral",
     "list_needs",
     "list_offers",
+    "list_referrals",
+    "needs_for_referral",
     "projection_hash",
     "redact",
     "reset",
@@ -112,6 +117,27 @@ CREATE TABLE IF NOT EXISTS pj_hours (
     status TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_hours_status ON pj_hours (pod, status, ts, id);
+CREATE TABLE IF NOT EXISTS pj_referrals (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    need TEXT,
+    to_pod TEXT,
+    valid INTEGER NOT NULL,
+    view TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_referrals_need ON pj_referrals (need);
+CREATE INDEX IF NOT EXISTS pj_referrals_ts ON pj_referrals (ts, id);
+CREATE TABLE IF NOT EXISTS pj_clearing (
+    id TEXT PRIMARY KEY,
+    referral TEXT NOT NULL,
+    pod TEXT NOT NULL,
+    peer_pod TEXT NOT NULL,
+    minutes INTEGER NOT NULL,
+    ts INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_clearing_referral ON pj_clearing (referral);
 CREATE TABLE IF NOT EXISTS pj_balances (
     pod TEXT NOT NULL,
     person TEXT NOT NULL,
@@ -121,7 +147,16 @@ CREATE TABLE IF NOT EXISTS pj_balances (
 ) WITHOUT ROWID;
 """
 
-_TABLES = ("pj_facts", "pj_erased", "pj_needs", "pj_offers", "pj_hours", "pj_balances")
+_TABLES = (
+    "pj_facts",
+    "pj_erased",
+    "pj_needs",
+    "pj_offers",
+    "pj_hours",
+    "pj_balances",
+    "pj_referrals",
+    "pj_clearing",
+)
 
 #: The materialized state the hash covers, each table in primary-key order. Facts are not
 #: hashed: two nodes agree when what they *show* agrees.
@@ -130,6 +165,8 @@ _HASHED = (
     "SELECT id, pod, ts, status, category, view FROM pj_offers ORDER BY id",
     "SELECT id, pod, giver, receiver, minutes, logged_by, ts, status FROM pj_hours ORDER BY id",
     "SELECT pod, person, given, received FROM pj_balances ORDER BY pod, person",
+    "SELECT id, pod, ts, state, need, to_pod, valid, view FROM pj_referrals ORDER BY id",
+    "SELECT id, referral, pod, peer_pod, minutes, ts FROM pj_clearing ORDER BY id",
 )
 
 _FACT_COLUMNS = "id, pod, kind, person, author, role, ts, subject, ref, data, scope"
@@ -146,6 +183,7 @@ SELECT {_FACT_COLUMNS} FROM pj_facts WHERE kind = 'claim.withdrawn' AND ref IN (
 _data_decoder = msgspec.json.Decoder(FactData)
 _need_decoder = msgspec.json.Decoder(NeedView)
 _offer_decoder = msgspec.json.Decoder(OfferView)
+_referral_decoder = msgspec.json.Decoder(ReferralView)
 _encoder = msgspec.json.Encoder()
 
 
@@ -333,10 +371,54 @@ def _recompute_hours(conn: sqlite3.Connection, entry_id: str) -> None:
         )
 
 
+def _recompute_referral(conn: sqlite3.Connection, referral_id: str) -> None:
+    """Recompute a referral, then every re-referral of it (their validity depends on it)."""
+    pending = [referral_id]
+    seen: set[str] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:  # ids are hashes: a cycle cannot be built, but never loop anyway
+            continue
+        seen.add(current)
+        facts = _facts_about(conn, current)
+        referred = next((f for f in facts if f.id == current), None)
+        parent = (
+            None if referred is None or referred.ref is None else get_referral(conn, referred.ref)
+        )
+        view = derive_referral(current, facts, parent)
+        if view is None:
+            continue
+        conn.execute(
+            "INSERT OR REPLACE INTO pj_referrals (id, pod, ts, state, need, to_pod, valid, view)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                view.id,
+                view.pod,
+                view.ts,
+                view.state,
+                view.need,
+                None if view.assignment is None else view.assignment.to_pod,
+                int(view.problem is None),
+                _encoder.encode(view).decode(),
+            ),
+        )
+        conn.execute("DELETE FROM pj_clearing WHERE referral = ?", (view.id,))
+        conn.executemany(
+            "INSERT INTO pj_clearing (id, referral, pod, peer_pod, minutes, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(c.id, view.id, c.pod, c.peer_pod, c.minutes, c.ts) for c in view.clearing],
+        )
+        children = conn.execute(
+            "SELECT id FROM pj_facts WHERE kind = 'overflow.referred' AND ref = ?", (current,)
+        )
+        pending.extend(row[0] for row in children)
+
+
 _RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str], None]] = {
     "need": _recompute_need,
     "offer": _recompute_offer,
     "hours": _recompute_hours,
+    "referral": _recompute_referral,
 }
 
 
@@ -452,6 +534,51 @@ def timebank(
         f"SELECT {_ENTRY_COLUMNS} FROM pj_hours WHERE pod = ? AND status = 'pending'", (pod,)
     )
     return timebank_view(pod, balances, map(_entry, pending), limit_minutes)
+
+
+def get_referral(conn: sqlite3.Connection, referral_id: str) -> ReferralView | None:
+    """One referral as derived (the clock-dependent ``lapsed`` is the reader's: see
+    ``overflow.shown_state``), or ``None`` if it is not known here."""
+    row = conn.execute("SELECT view FROM pj_referrals WHERE id = ?", (referral_id,)).fetchone()
+    return None if row is None else _referral_decoder.decode(row[0])
+
+
+def list_referrals(
+    conn: sqlite3.Connection,
+    *,
+    limit: int = 100,
+    after: str | None = None,
+    need: str | None = None,
+) -> list[ReferralView]:
+    """Referrals known here, newest first; ``need`` keeps those made from one need."""
+    where: list[str] = []
+    params: list[object] = []
+    if need is not None:
+        where.append("need = ?")
+        params.append(need)
+    sql = _page(where, params, "pj_referrals", after, limit)
+    return [_referral_decoder.decode(row[0]) for row in conn.execute(sql, params)]
+
+
+def needs_for_referral(conn: sqlite3.Connection, pod: str, referral_id: str) -> list[str]:
+    """The ids of the needs of ``pod`` that stand for a neighbour's referral."""
+    rows = conn.execute(
+        "SELECT id FROM pj_facts WHERE ref = ? AND kind = 'need.posted' AND pod = ?",
+        (referral_id, pod),
+    )
+    return [row[0] for row in rows]
+
+
+def clearing_totals(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """Every pod's recorded clearing with each peer it cleared with: ``(pod, peer_pod, minutes)``,
+    positive when ``pod`` gave more than it received."""
+    return [
+        (pod, peer, total)
+        for pod, peer, total in conn.execute(
+            "SELECT pod, peer_pod, SUM(minutes) FROM pj_clearing"
+            " GROUP BY pod, peer_pod ORDER BY pod, peer_pod"
+        )
+    ]
 
 
 def projection_hash(conn: sqlite3.Connection) -> str:

@@ -85,6 +85,7 @@ class NeedView(msgspec.Struct, frozen=True, kw_only=True):
     fulfilment: FulfilmentView | None
     redacted: bool
     scope: str = "pod"
+    referral: str | None = None
 
 
 class OfferView(msgspec.Struct, frozen=True, kw_only=True):
