@@ -24,7 +24,9 @@ from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes, visible
 from node.app import VERSION, Node
 from node.federation import LitestarChannel
+from node.http import Problem, node_of, problem
 from node.ingest import Result
+from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.store.base import EventQuery, StoredEvent, WireEvent
 from node.streams import stream_handler
 from protocol.envelope import Envelope
@@ -68,13 +70,6 @@ class LogHead(msgspec.Struct, frozen=True):
     ts: int | None
 
 
-class Problem(msgspec.Struct, frozen=True):
-    """An error: stable machine ``reason`` and a human ``message``."""
-
-    reason: str
-    message: str
-
-
 class Health(msgspec.Struct, frozen=True):
     """Liveness."""
 
@@ -82,13 +77,8 @@ class Health(msgspec.Struct, frozen=True):
     version: str
 
 
-def _problem(status: int, reason: str, message: str) -> Response[Problem]:
-    return Response(Problem(reason, message), status_code=status)
-
-
-def _node(request: Request[Any, Any, Any]) -> Node:
-    node: Node = request.app.state.node
-    return node
+_problem = problem
+_node = node_of
 
 
 async def _reader(request: Request[Any, Any, Any]) -> Reader:
@@ -317,21 +307,29 @@ async def get_offers(
     )
 
 
+class TimebankOut(projections.TimebankView, frozen=True, kw_only=True):
+    """The pod's own time bank (zero-sum inside the pod) and its accounts with other pods."""
+
+    pods: InterPod
+
+
 @get("/v1/timebank", summary="Time bank balances (members only)")
 async def get_timebank(
     request: Request[Any, Any, Any], reader: NamedDependency[Reader]
-) -> projections.TimebankView | Response[Problem]:
-    """Balances per person (zero-sum) and pending entries. Needs a member's token."""
+) -> TimebankOut | Response[Problem]:
+    """Balances per person (zero-sum), pending entries, and inter-pod balances with their
+    trust lines and nettable cycles. Needs a member's token."""
     if not reader.is_member:
         return _problem(
             401, "unauthorized", "the time bank is readable by pod members only (send a token)"
         )
     node = _node(request)
-    return await node.store.read(
+    bank = await node.store.read(
         lambda conn: projections.timebank(
             conn, pod=node.pod, limit_minutes=node.config.timebank_limit_minutes
         )
     )
+    return TimebankOut(**msgspec.structs.asdict(bank), pods=await inter_pod(request))
 
 
 @get("/.well-known/kith", summary="Node information")
@@ -445,6 +443,8 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
 
     async def startup() -> None:
         await node.start()
+        # Only a serving node signs overflow duties: an offline import or rebuild never does.
+        node.overflow.start()
         await node.federation.start()
 
     async def shutdown() -> None:
@@ -467,6 +467,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             stream_handler,
             federation_handler,
             federation_sync,
+            *OVERFLOW_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

@@ -17,6 +17,7 @@ from node.datadir import Config, DataDir, KeyFile
 from node.fanout import Fanout
 from node.federation import Federation
 from node.ingest import Ingestor
+from node.overflow import Duties
 from node.store.sqlite import SQLiteStore
 from protocol.crypto import SigningKey
 from protocol.reasons import InvalidToken, KithError
@@ -47,6 +48,7 @@ class Node:
         )
         self.stream_connections: dict[str, int] = {}
         self.federation = Federation(self)
+        self.overflow = Duties(pod=self.pod, key=self.key, ingest=self.ingest, store=self.store)
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None
         self._hash_lock = asyncio.Lock()
@@ -79,6 +81,7 @@ class Node:
 
     async def stop(self) -> None:
         """Finish queued writes and close."""
+        await self.overflow.stop()  # if serving started it (an offline command never does)
         await self.ingest.stop()
         await self.fanout.stop()
         await self.store.close()

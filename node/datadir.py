@@ -48,6 +48,9 @@ class Config(msgspec.Struct, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8470
     timebank_limit_minutes: int = 40 * 60
+    #: A trust line: how many minutes of a neighbour pod's debt this pod accepts before new
+    #: assignments from it are flagged (``kith peer add --credit-limit`` sets one per peer).
+    peer_credit_limit_minutes: int = 20 * 60
     max_request_bytes: int = 16 * 1024 * 1024
     max_batch: int = 5000
     #: Live streams: frames a connection may have queued before a subscription is cut.

@@ -120,6 +120,9 @@ class PeerEntry(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     insecure: bool = False
     added_ms: int
+    #: This pod's trust line for the peer (minutes of its debt accepted before assignments
+    #: from it are flagged); ``None``: the pod's default (``peer_credit_limit_minutes``).
+    credit_limit_minutes: int | None = None
 
     def __post_init__(self) -> None:
         check_pod(self.pod)
@@ -134,9 +137,20 @@ class PeerEntry(msgspec.Struct, frozen=True, kw_only=True):
         insecure: bool = False,
         added_ms: int,
         own_pod: str | None = None,
+        credit_limit_minutes: int | None = None,
     ) -> PeerEntry:
         """A new entry (``PeerError`` if invalid); refuses ``own_pod``: no node is its own peer."""
-        entry = cls(pod=pod, url=url, insecure=insecure, added_ms=added_ms)
+        if credit_limit_minutes is not None and not 0 <= credit_limit_minutes <= 1_000_000:
+            raise PeerError(
+                "peer:credit-limit", "a credit limit is 0 to 1000000 minutes of the peer's debt"
+            )
+        entry = cls(
+            pod=pod,
+            url=url,
+            insecure=insecure,
+            added_ms=added_ms,
+            credit_limit_minutes=credit_limit_minutes,
+        )
         if own_pod is not None and pod == own_pod:
             raise PeerError("peer:own-pod", f"{pod} is this node's own pod, not a peer")
         return entry

@@ -1,0 +1,391 @@
+"""Overflow between pods, as the node does it (docs/overflow.md).
+
+The projection (``node.projections.overflow``) says what a referral *is*; this room is what the
+node *does* about referrals:
+
+* **builds** a referral from a need (``referral_body``), so that the summary a neighbour sees is
+  made from the need's coarse fields only and can never carry a name, a note or an address;
+* **signs moves** a coordinator asks for (refer, offer, assign, return) with the node key, after
+  checking them with the projection's own guards, so a refusal reads the same reason a move
+  without effect would;
+* **keeps the pods' books in step** (``Duties``): when a referral is assigned to this pod it
+  becomes a local need that members claim and fulfil as usual; when that need is fulfilled the
+  node tells the origin (``overflow.fulfilled``) and records its side of the clearing; when the
+  origin learns of the fulfilment it records its side and fulfils the original need. Each duty
+  is idempotent — decided from the read models, so a restart or a repeated commit never signs
+  twice.
+
+The node never holds a member's private key and never opens sealed details: assignment details
+arrive sealed by the coordinator's client to the receiving pod's coordinators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from node import projections
+from node.ingest import Committed, Ingestor, Result
+from node.projections.overflow import Move, ReferralView, Refusal, check_move, shown_state
+from node.projections.views import NeedView
+from node.roster import Roster
+from node.signing import Signer
+from node.store.base import Store
+from protocol.crypto import SigningKey
+from protocol.envelope import Scope
+from protocol.kinds import MAX_HOPS, validate_body
+from protocol.reasons import KithError, RejectedEvent
+from protocol.sealed import SealedField
+
+__all__ = [
+    "DEFAULT_HOPS",
+    "DEFAULT_TTL_MS",
+    "Duties",
+    "OverflowError",
+    "coordinator_box_keys",
+    "referral_body",
+]
+
+log = logging.getLogger("kith.overflow")
+
+#: A referral is passed on at most this many times unless the coordinator says otherwise.
+DEFAULT_HOPS = 2
+#: A referral nobody takes lapses after three days unless the coordinator says otherwise.
+DEFAULT_TTL_MS = 3 * 24 * 3600 * 1000
+#: Kinds whose commit may leave the node a duty to do.
+_DUTY_KINDS = frozenset(
+    {
+        "overflow.assigned",
+        "overflow.fulfilled",
+        "overflow.returned",
+        "clearing.recorded",
+        "fulfilment.recorded",
+        "need.posted",
+    }
+)
+
+
+class OverflowError(KithError):
+    """A move the node will not sign: a stable ``reason`` and a human ``message``."""
+
+    def __init__(self, reason: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.status = status
+
+
+def referral_body(
+    need: NeedView,
+    *,
+    expires_at: int,
+    hops_left: int = DEFAULT_HOPS,
+    parent: ReferralView | None = None,
+) -> dict[str, Any]:
+    """The ``overflow.referred`` body for a need: coarse fields only, checked by its schema.
+
+    A re-referral (``parent`` given: a referral assigned to this pod, whose local need ``need``
+    is) has one hop less than its parent and the parent's path plus the parent's pod.
+    """
+    if need.redacted or need.category is None or need.urgency is None:
+        raise OverflowError("overflow:need-erased", "this need's details were erased", 409)
+    summary: dict[str, Any] = {"category": need.category, "urgency": need.urgency}
+    if need.area is not None:
+        summary["area"] = need.area
+    if need.window is not None:
+        summary["window"] = {"start": need.window.start, "end": need.window.end}
+    if need.minutes_estimate is not None:
+        summary["minutes_estimate"] = need.minutes_estimate
+    body: dict[str, Any] = {
+        "need": need.id,
+        "summary": summary,
+        "hops_left": hops_left,
+        "expires_at": expires_at,
+    }
+    if parent is not None:
+        if not parent.hops_left:
+            raise OverflowError(
+                "overflow:no-hops-left", "this referral may not be passed on again (0 hops left)"
+            )
+        body["hops_left"] = min(hops_left, parent.hops_left - 1)
+        body["parent"] = parent.id
+        body["path"] = list(parent.on_path)
+    validate_body("overflow.referred", body)  # never sign what every node would refuse
+    return body
+
+
+def coordinator_box_keys(roster: Roster, pod: str) -> list[str]:
+    """The box keys of ``pod``'s coordinators, as the roster this node holds says: the only keys
+    a referral's details may be sealed to."""
+    pod_roster = roster.pods.get(pod)
+    if pod_roster is None:
+        return []
+    return sorted(
+        m.box_key
+        for key, m in pod_roster.members.items()
+        if m.role == "coordinator" and pod_roster.is_active(key)
+    )
+
+
+@dataclass
+class _Todo:
+    kind: str
+    body: dict[str, Any]
+    scope: Scope
+
+
+class Duties:
+    """The overflow events this node signs on its own, and the moves it signs on request."""
+
+    def __init__(self, *, pod: str, key: SigningKey, ingest: Ingestor, store: Store) -> None:
+        self.pod = pod
+        self.key = key
+        self.ingest = ingest
+        self.store = store
+        self.signer = Signer(pod=pod, ingest=ingest)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.signed: dict[str, int] = {}
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen to commits and do what is due now (a restart picks up where it stopped)."""
+        self.ingest.listeners.append(self._on_commit)
+        self._task = asyncio.create_task(self._loop(), name="kith-overflow")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop listening; a duty in progress finishes first."""
+        with contextlib.suppress(ValueError):
+            self.ingest.listeners.remove(self._on_commit)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _on_commit(self, committed: list[Committed]) -> None:
+        if any(c.event.kind in _DUTY_KINDS for c in committed):
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.run_due()
+            except Exception:  # pragma: no cover - never let one bad duty stop the others
+                log.exception("overflow duty failed")
+
+    async def run_due(self) -> int:
+        """Sign every duty due now; returns how many events were signed."""
+        async with self._lock:
+            todos = await self.store.read(self._due)
+            done = 0
+            for todo in todos:
+                result = await self._post(todo.kind, todo.body, todo.scope)
+                if result.ok:
+                    done += 1
+                    self.signed[todo.kind] = self.signed.get(todo.kind, 0) + 1
+                else:
+                    log.warning("overflow duty %s refused: %s", todo.kind, result.reason)
+            return done
+
+    # -- duties -----------------------------------------------------------------------
+
+    def _due(self, conn: sqlite3.Connection) -> list[_Todo]:
+        todos: list[_Todo] = []
+        rows = conn.execute(
+            "SELECT view FROM pj_referrals WHERE valid = 1 AND state != 'referred'"
+            " AND state != 'offered' AND (pod = ? OR to_pod = ?)",
+            (self.pod, self.pod),
+        )
+        decoder = msgspec.json.Decoder(ReferralView)
+        for (text,) in rows.fetchall():
+            view = decoder.decode(text)
+            assigned = view.assignment
+            if assigned is None:  # pragma: no cover - state says assigned or closed
+                continue
+            if assigned.to_pod == self.pod:
+                todos.extend(self._as_assignee(conn, view))
+            if view.pod == self.pod:
+                todos.extend(self._as_origin(conn, view))
+        return todos
+
+    def _as_assignee(self, conn: sqlite3.Connection, view: ReferralView) -> list[_Todo]:
+        local = _local_need(conn, self.pod, view.id)
+        todos = []
+        if local is None and view.state == "assigned":
+            body: dict[str, Any] = {
+                "title": f"Referred by a neighbour pod: {view.category or 'help'}",
+                "category": view.category or "other",
+                "urgency": view.urgency or "normal",
+                "referral": view.id,
+            }
+            if view.area is not None:
+                body["area"] = view.area
+            if view.window is not None:
+                body["window"] = {"start": view.window.start, "end": view.window.end}
+            if view.minutes_estimate is not None:
+                body["minutes_estimate"] = view.minutes_estimate
+            todos.append(_Todo("need.posted", body, "pod"))
+        elif local is not None and view.state == "assigned" and local.status == "fulfilled":
+            minutes = local.fulfilment.minutes if local.fulfilment is not None else None
+            body = {"referral": view.id}
+            if minutes:
+                body["minutes"] = minutes
+            todos.append(_Todo("overflow.fulfilled", body, "peers"))
+        elif (
+            local is not None
+            and view.state == "returned"
+            and local.status not in ("fulfilled", "withdrawn")
+        ):
+            reason = "returned to the pod that referred it"
+            todos.append(_Todo("need.withdrawn", {"need": local.id, "reason": reason}, "pod"))
+        todos.extend(self._clearing(view))
+        return todos
+
+    def _as_origin(self, conn: sqlite3.Connection, view: ReferralView) -> list[_Todo]:
+        todos = self._clearing(view)
+        closing = view.closing
+        if view.need is not None and closing is not None and closing.outcome == "fulfilled":
+            need = projections.get_need(conn, view.need, now_ms=0)
+            if need is not None and need.status not in ("fulfilled", "withdrawn"):
+                body: dict[str, Any] = {"need": need.id, "note": "met by a neighbour pod"}
+                if closing.minutes and closing.minutes <= 24 * 60:
+                    body["minutes"] = closing.minutes
+                todos.append(_Todo("fulfilment.recorded", body, "pod"))
+        return todos
+
+    def _clearing(self, view: ReferralView) -> list[_Todo]:
+        closing, assigned = view.closing, view.assignment
+        if closing is None or closing.outcome != "fulfilled" or not closing.minutes:
+            return []
+        if assigned is None or any(side.pod == self.pod for side in view.clearing):
+            return []
+        if self.pod == view.pod:
+            peer, minutes = assigned.to_pod, -closing.minutes
+        else:
+            peer, minutes = view.pod, closing.minutes
+        body = {"peer_pod": peer, "minutes": minutes, "referral": view.id}
+        return [_Todo("clearing.recorded", body, "peers")]
+
+    # -- moves on request ---------------------------------------------------------------
+
+    async def refer(
+        self,
+        need_id: str,
+        *,
+        hops_left: int = DEFAULT_HOPS,
+        expires_in_ms: int = DEFAULT_TTL_MS,
+    ) -> Result:
+        """Refer one of this pod's open needs to the neighbours (``overflow.referred``)."""
+        if not 0 <= hops_left <= MAX_HOPS:
+            raise OverflowError("overflow:hops", f"hops_left must be 0..{MAX_HOPS}", status=400)
+        now = self.ingest.now_ms()
+
+        def load(conn: sqlite3.Connection) -> tuple[NeedView | None, list[ReferralView], Any]:
+            need = projections.get_need(conn, need_id, now_ms=now)
+            live = projections.list_referrals(conn, need=need_id, limit=100)
+            parent = None
+            if need is not None and need.referral is not None:
+                parent = projections.get_referral(conn, need.referral)
+            return need, live, parent
+
+        need, earlier, parent = await self.store.read(load)
+        if need is None or need.pod != self.pod:
+            raise OverflowError("overflow:unknown-need", "no such need in this pod", status=404)
+        if need.status != "open":
+            raise OverflowError(
+                f"overflow:need-{need.status}",
+                f"only an open need is referred; this one is {need.status}",
+            )
+        for referral in earlier:
+            if referral.pod == self.pod and shown_state(referral, now) in (
+                "referred",
+                "offered",
+                "assigned",
+            ):
+                raise OverflowError(
+                    "overflow:already-referred",
+                    f"this need is already referred ({referral.id}, {shown_state(referral, now)})",
+                )
+        if parent is not None and (
+            parent.assignment is None or parent.assignment.to_pod != self.pod
+        ):
+            parent = None  # pragma: no cover - a local need of a referral not assigned here
+        body = referral_body(
+            need, expires_at=now + expires_in_ms, hops_left=hops_left, parent=parent
+        )
+        return await self._post_checked("overflow.referred", body, "peers")
+
+    async def move(
+        self,
+        referral_id: str,
+        kind: str,
+        *,
+        to_pod: str | None = None,
+        details: SealedField | None = None,
+        note: str | None = None,
+        roster: Roster | None = None,
+    ) -> Result:
+        """Offer on, assign, or return a referral — after the projection's own guards."""
+        view = await self.store.read(lambda c: projections.get_referral(c, referral_id))
+        if view is None:
+            raise OverflowError("overflow:unknown-referral", "no such referral here", status=404)
+        move = Move(kind=kind, pod=self.pod, role="node", ts=self.ingest.now_ms(), to_pod=to_pod)
+        refusal: Refusal | None = check_move(view, move)
+        if refusal is not None:
+            raise OverflowError(refusal.reason, refusal.message)
+        body: dict[str, Any] = {"referral": referral_id}
+        if kind == "overflow.assigned":
+            assert to_pod is not None
+            body["to_pod"] = to_pod
+            if details is not None:
+                allowed = set(coordinator_box_keys(roster or self.ingest.roster, to_pod))
+                if not allowed or any(r.key not in allowed for r in details.to):
+                    raise OverflowError(
+                        "overflow:sealed-recipients",
+                        "the details must be sealed to the receiving pod's coordinators only",
+                        status=400,
+                    )
+                body["details"] = msgspec.to_builtins(details)
+            offer = next((o.id for o in view.offers if o.pod == to_pod), None)
+            if offer is not None:
+                body["offer"] = offer
+        elif kind == "overflow.offered" and note:
+            body["note"] = note
+        elif kind == "overflow.returned" and note:
+            body["reason"] = note
+        return await self._post_checked(kind, body, "peers")
+
+    async def _post_checked(self, kind: str, body: dict[str, Any], scope: Scope) -> Result:
+        try:
+            validate_body(kind, body)
+        except RejectedEvent as exc:
+            raise OverflowError(exc.reason, exc.message, status=400) from None
+        result = await self._post(kind, body, scope)
+        if not result.ok:
+            raise OverflowError(result.reason or "refused", result.message or "refused")
+        return result
+
+    async def _post(self, kind: str, body: dict[str, Any], scope: Scope) -> Result:
+        return await self.signer.post(self.key, kind, body, scope=scope)
+
+
+def _local_need(conn: sqlite3.Connection, pod: str, referral_id: str) -> NeedView | None:
+    """The need a referral became in this pod (the earliest, should two ever exist)."""
+    needs = [
+        need
+        for need_id in projections.needs_for_referral(conn, pod, referral_id)
+        if (need := projections.get_need(conn, need_id, now_ms=0)) is not None
+    ]
+    return min(needs, key=lambda n: (n.ts, n.id), default=None)
