@@ -26,6 +26,7 @@ from node.app import VERSION, Node
 from node.federation import LitestarChannel
 from node.http import Problem, node_of, problem
 from node.ingest import Result
+from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.store.base import EventQuery, StoredEvent, WireEvent
 from node.streams import stream_handler
@@ -332,6 +333,32 @@ async def get_timebank(
     return TimebankOut(**msgspec.structs.asdict(bank), pods=await inter_pod(request))
 
 
+class PodKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """The box keys a client seals to, as this node's copy of a pod's public roster says.
+
+    ``coordinators``: the active coordinators' box keys (the pod's personal fields and a
+    referral's details are sealed to these); ``members``: every active member's primary key and
+    box key (to re-seal to an accepted helper). Keys and roles only, like the roster itself.
+    """
+
+    pod: str
+    coordinators: list[str]
+    members: dict[str, str]
+
+
+@get("/v1/pods/{pod:str}/keys", summary="A pod's box keys, for sealing")
+async def get_pod_keys(
+    request: Request[Any, Any, Any], pod: FromPath[str]
+) -> PodKeys | Response[Problem]:
+    """Public: the roster events these come from are public too."""
+    roster = _node(request).ingest.roster.pods.get(pod)
+    if roster is None or not roster.created:
+        return _problem(404, "not-found", "this node knows no such pod")
+    members = {key: m.box_key for key, m in sorted(roster.members.items()) if roster.is_active(key)}
+    coordinators = coordinator_box_keys(_node(request).ingest.roster, pod)
+    return PodKeys(pod=pod, coordinators=coordinators, members=members)
+
+
 @get("/.well-known/kith", summary="Node information")
 async def well_known(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Pod id, node key, version, limits, kinds and the projection hash."""
@@ -461,6 +488,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             get_need,
             get_offers,
             get_timebank,
+            get_pod_keys,
             well_known,
             healthz,
             metrics,

@@ -106,6 +106,11 @@ class KithClient:
             "GET", path + ("?" + query if query else ""), auth=self.key is not None
         )
 
+    def call(self, method: str, path: str, data: Any = None) -> Any:
+        """An authenticated JSON request to a read-model or action route; the decoded answer."""
+        body = None if data is None else msgspec.json.encode(data)
+        return self._request(method, path, body, auth=self.key is not None)
+
     def post_envelopes(self, envelopes: list[Envelope]) -> list[dict[str, Any]]:
         """POST a batch; the per-event results."""
         body = b'{"events":[' + b",".join(encode_envelope(e) for e in envelopes) + b"]}"

@@ -507,6 +507,10 @@ class _Batch:
                     if source.is_client:
                         raise
                     projectable = False
+                if source.is_client:
+                    outsiders = ing.roster.sealed_to_outsiders(head, struct)
+                    if outsiders is not None:
+                        raise RejectedEvent(reasons.invalid("sealed-recipients"), outsiders)
         except RejectedEvent as exc:
             if exc.reason == reasons.FORK and state is not None:
                 # The client re-signs at the next seq: tell it where the log stands.

@@ -122,15 +122,8 @@ def referral_body(
 
 def coordinator_box_keys(roster: Roster, pod: str) -> list[str]:
     """The box keys of ``pod``'s coordinators, as the roster this node holds says: the only keys
-    a referral's details may be sealed to."""
-    pod_roster = roster.pods.get(pod)
-    if pod_roster is None:
-        return []
-    return sorted(
-        m.box_key
-        for key, m in pod_roster.members.items()
-        if m.role == "coordinator" and pod_roster.is_active(key)
-    )
+    a referral's details may be sealed to (ingest refuses any other: ``Roster``)."""
+    return sorted(roster.box_keys(pod, coordinators_only=True))
 
 
 @dataclass
@@ -335,7 +328,6 @@ class Duties:
         to_pod: str | None = None,
         details: SealedField | None = None,
         note: str | None = None,
-        roster: Roster | None = None,
     ) -> Result:
         """Offer on, assign, or return a referral — after the projection's own guards."""
         view = await self.store.read(lambda c: projections.get_referral(c, referral_id))
@@ -349,14 +341,7 @@ class Duties:
         if kind == "overflow.assigned":
             assert to_pod is not None
             body["to_pod"] = to_pod
-            if details is not None:
-                allowed = set(coordinator_box_keys(roster or self.ingest.roster, to_pod))
-                if not allowed or any(r.key not in allowed for r in details.to):
-                    raise OverflowError(
-                        "overflow:sealed-recipients",
-                        "the details must be sealed to the receiving pod's coordinators only",
-                        status=400,
-                    )
+            if details is not None:  # ingest refuses any recipient but to_pod's coordinators
                 body["details"] = msgspec.to_builtins(details)
             offer = next((o.id for o in view.offers if o.pod == to_pod), None)
             if offer is not None:
@@ -374,7 +359,8 @@ class Duties:
             raise OverflowError(exc.reason, exc.message, status=400) from None
         result = await self._post(kind, body, scope)
         if not result.ok:
-            raise OverflowError(result.reason or "refused", result.message or "refused")
+            status = 400 if (result.reason or "").startswith("invalid") else 409
+            raise OverflowError(result.reason or "refused", result.message or "refused", status)
         return result
 
     async def _post(self, kind: str, body: dict[str, Any], scope: Scope) -> Result:

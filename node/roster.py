@@ -88,6 +88,17 @@ class PodRoster:
         return member.box_key if member is not None else None
 
 
+#: Where each kind carries a sealed field, and who may be its recipients: the members of the
+#: event's own pod, or the coordinators of the pod a referral is assigned to.
+_SEALED_FIELDS: dict[str, tuple[str, Literal["members", "to_pod_coordinators"]]] = {
+    "need.posted": ("personal", "members"),
+    "claim.accepted": ("personal", "members"),
+    "profile.set": ("contact", "members"),
+    "report.filed": ("sealed", "members"),
+    "overflow.assigned": ("details", "to_pod_coordinators"),
+}
+
+
 class Roster:
     """Rosters of every pod this node knows."""
 
@@ -100,6 +111,55 @@ class Roster:
         if roster is None:
             roster = self.pods[pod] = PodRoster(pod)
         return roster
+
+    def box_keys(self, pod: str, *, coordinators_only: bool = False) -> set[str]:
+        """The box keys of ``pod``'s active members (or only its coordinators)."""
+        roster = self.pods.get(pod)
+        if roster is None:
+            return set()
+        return {
+            m.box_key
+            for key, m in roster.members.items()
+            if roster.is_active(key) and (m.role == "coordinator" or not coordinators_only)
+        }
+
+    def sealed_to_outsiders(self, head: Head, body: msgspec.Struct | None) -> str | None:
+        """Why a sealed field of this event is addressed to someone it must not be, or ``None``.
+
+        Checked for a client's post only (a relayed event is judged by its own node): sealing
+        to a key outside the pod would hand a person's details to a stranger.
+        """
+        rule = _SEALED_FIELDS.get(head.kind)
+        if rule is None or body is None:
+            return None
+        field_name, who = rule
+        sealed = getattr(body, field_name, None)
+        if sealed is None:
+            return None
+        if who == "members":
+            roster = self.pods.get(head.pod)
+            allowed = (
+                set()
+                if roster is None
+                else {m.box_key for key, m in roster.members.items() if roster.is_active(key)}
+            )
+            whom = "members of this pod"
+        else:
+            to_pod = getattr(body, "to_pod", "")
+            roster = self.pods.get(to_pod)
+            allowed = (
+                set()
+                if roster is None
+                else {
+                    m.box_key
+                    for key, m in roster.members.items()
+                    if m.role == "coordinator" and roster.is_active(key)
+                }
+            )
+            whom = "the coordinators of the pod it is assigned to"
+        if any(recipient.key not in allowed for recipient in sealed.to):
+            return f"`{field_name}` is sealed to a key that is not one of {whom}"
+        return None
 
     def snapshot(self) -> Roster:
         """A deep copy, to restore if a write transaction fails."""
