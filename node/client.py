@@ -76,6 +76,8 @@ class KithClient:
             except ValueError:
                 detail = {}
             message = detail.get("message") or detail.get("detail") or exc.reason
+            if detail.get("reason") and detail.get("message"):
+                message = f"{detail['reason']}: {message}"
             raise KithError(f"{self.url}{path}: HTTP {exc.code}: {message}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)

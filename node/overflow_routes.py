@@ -142,6 +142,7 @@ async def _items(
     now = node.ingest.now_ms()
     pod = node.pod
     balances = {b.peer_pod: b for b in (await inter_pod(request)).peers}
+    limits, default_limit = _limits(request)
 
     def local_needs(conn: Any) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -160,11 +161,14 @@ async def _items(
         flag = None
         balance = balances.get(view.pod)
         assigned_here = view.assignment is not None and view.assignment.to_pod == pod
-        if assigned_here and balance is not None and balance.over_limit:
-            flag = (
-                f"this pod is already owed {balance.balance_minutes} minutes by the referring"
-                f" pod, beyond its trust line of {balance.limit_minutes}"
-            )
+        if assigned_here and view.state == "assigned":
+            owed = 0 if balance is None else balance.balance_minutes
+            limit = limits.get(view.pod, default_limit)
+            if owed + (view.minutes_estimate or 0) > limit:
+                flag = (
+                    f"the referring pod already owes this pod {owed} minutes; taking this one"
+                    f" goes past the trust line of {limit} minutes (a flag, not a refusal)"
+                )
         box_keys: dict[str, list[str]] = {}
         if outgoing and reader.role in _ADMIN:
             for offer in view.offers:

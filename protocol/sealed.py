@@ -197,6 +197,18 @@ def open_sealed(field: SealedField, private_key: bytes, *, aad: bytes = b"") -> 
         raise SealError("cannot decrypt: ct, nonce or aad altered") from None
 
 
+def field_aad(kind: str, field: str) -> bytes:
+    """The associated data a sealed field of ``kind`` is bound to: ``b"<kind>/<field>"``.
+
+    Binding the field's place means a ciphertext lifted into another kind or field does not
+    open (a need's address pasted into a report, say).
+
+    >>> field_aad("need.posted", "personal")
+    b'need.posted/personal'
+    """
+    return f"{kind}/{field}".encode()
+
+
 def seal_json(
     value: object,
     recipients: Sequence[bytes],

@@ -28,6 +28,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         added_ms=int(time.time() * 1000),
         own_pod=config.pod,
+        credit_limit_minutes=args.credit_limit,
     )
     with editing(data.peers_path) as peers:
         old = peers.get(entry.pod)
@@ -39,8 +40,15 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
         print(f"Added peer {entry.pod} at {entry.url}{insecure}")
     elif old == entry:
         print(f"Peer {entry.pod} at {entry.url} was already listed{insecure}")
-    else:
+    elif old.url != entry.url:
         print(f"Updated peer {entry.pod}: {old.url} -> {entry.url}{insecure}")
+    else:
+        print(f"Updated peer {entry.pod} at {entry.url}{insecure}")
+    if entry.credit_limit_minutes is not None:
+        print(
+            f"Trust line: up to {entry.credit_limit_minutes} minutes of their pod's debt; past"
+            " it, assignments from them are flagged to coordinators (never refused)."
+        )
     print(f"Saved in {data.peers_path}; a running node picks it up within seconds.")
     return 0
 
@@ -256,6 +264,13 @@ def register(sub: Subcommands) -> None:
         "--pod",
         required=True,
         help="the peer's pod id (43 characters: its `pod` in /.well-known/kith)",
+    )
+    p.add_argument(
+        "--credit-limit",
+        type=int,
+        metavar="MINUTES",
+        help="trust line: minutes of this pod's debt you accept before assignments from it"
+        " are flagged (default: peer_credit_limit_minutes in config.json, 1200)",
     )
     p.add_argument(
         "--insecure",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,118 @@ def cmd_post(args: argparse.Namespace) -> int:
     from protocol.kinds import validate_body
     from protocol.reasons import RejectedEvent
 
-    key = read_key_file(Path(args.key)).signing_key()
+    key_file = read_key_file(Path(args.key))
     kind, body = _post_body(args)
+    client = KithClient(args.url, key_file.signing_key())
+    if kind == "need.posted":
+        personal = _personal(args)
+        if personal is not None:
+            body["personal"] = _seal_personal(client, key_file, personal)
+    elif kind == "claim.accepted":
+        resealed = _reseal_for_helper(client, key_file, args.need, args.claim)
+        if resealed is not None:
+            body["personal"] = resealed
     try:
         validate_body(kind, body)
     except RejectedEvent as exc:
         raise KithError(f"{exc.reason}: {exc.message}") from None
-    client = KithClient(args.url, key)
     print_result(kind, client.post(kind, body, scope=args.scope))
+    if "personal" in body:
+        print("  personal details sealed: only coordinators (and the accepted helper) can read")
+    return 0
+
+
+def _personal(args: argparse.Namespace) -> dict[str, str] | None:
+    fields = {
+        "address": getattr(args, "address", None),
+        "phone": getattr(args, "phone", None),
+        "notes": getattr(args, "private_notes", None),
+    }
+    given = {k: v for k, v in fields.items() if v}
+    return given or None
+
+
+def _seal_personal(client: Any, key: Any, personal: dict[str, str]) -> dict[str, Any]:
+    """Seal a need's personal fields to the pod's coordinators and to the poster."""
+    from node.cli.sealed import pod_keys, seal_for
+
+    keys = pod_keys(client, client.info()["pod"])
+    own = keys["members"].get(key.public)
+    recipients = [*keys["coordinators"], *([own] if own else [])]
+    return seal_for(personal, recipients, "need.posted", "personal")
+
+
+def _reseal_for_helper(client: Any, key: Any, need_id: str, claim_id: str) -> dict[str, Any] | None:
+    """The need's personal details, opened with the accepter's key and sealed to the helper
+    (and the coordinators); ``None`` when the need has none. For a need that a neighbour pod's
+    referral became, the details come from the referral's assignment."""
+    from node.cli.sealed import event_body, open_field, pod_keys, seal_for
+
+    need = event_body(client, need_id) or {}
+    sealed, kind, field = need.get("personal"), "need.posted", "personal"
+    if sealed is None and need.get("referral"):
+        item = client.call("GET", f"/v1/overflow/{need['referral']}")
+        assignment = item["referral"].get("assignment") or {}
+        if assignment.get("sealed_to"):
+            sealed = (event_body(client, assignment["id"]) or {}).get("details")
+            kind, field = "overflow.assigned", "details"
+    if sealed is None:
+        return None
+    details = open_field(key, sealed, kind, field)
+    if details is None:
+        raise KithError(
+            "the need's personal details are not sealed to your key: the need's author or a"
+            " coordinator accepts, so that the helper can read them"
+        )
+    claim = client.call("GET", f"/v1/needs/{need_id}")
+    helper = next((c["person"] for c in claim["claims"] if c["id"] == claim_id), None)
+    if helper is None:
+        raise KithError(f"no claim {claim_id} on this need (kith details {need_id} lists them)")
+    keys = pod_keys(client, client.info()["pod"])
+    helper_box = keys["members"].get(helper)
+    if helper_box is None:
+        raise KithError("the helper is not an active member: their details cannot be sealed")
+    return seal_for(details, [helper_box, *keys["coordinators"]], "claim.accepted", "personal")
+
+
+def cmd_details(args: argparse.Namespace) -> int:
+    """``kith details NEED``: a need and the personal details sealed to your key, if any."""
+    from node.cli.sealed import event_body, open_field
+    from node.client import KithClient
+    from node.datadir import read_key_file
+
+    key = read_key_file(Path(args.key))
+    client = KithClient(args.url, key.signing_key())
+    need = client.call("GET", f"/v1/needs/{args.need}")
+    print(f"{need['title']}  [{need['status']}] {need.get('category')}/{need.get('urgency')}")
+    if need.get("details"):
+        print(f"  {need['details']}")
+    for claim in need["claims"]:
+        print(f"  claim {claim['id']} by {claim['person'][:8]}: {claim['status']}")
+    opened = None
+    body = event_body(client, args.need) or {}
+    if body.get("personal") is not None:
+        opened = open_field(key, body["personal"], "need.posted", "personal")
+    if opened is None and need.get("accepted_claim"):
+        accepts = client.get("/v1/events", kinds="claim.accepted", limit=10_000)["events"]
+        for event in accepts:
+            text = event["envelope"].get("body")
+            accept = json.loads(text) if text else {}
+            if accept.get("need") == args.need and accept.get("personal") is not None:
+                opened = open_field(key, accept["personal"], "claim.accepted", "personal")
+                if opened is not None:
+                    break
+    if opened is None and need.get("referral"):
+        item = client.call("GET", f"/v1/overflow/{need['referral']}")
+        assignment = item["referral"].get("assignment") or {}
+        if assignment.get("sealed_to"):
+            details = (event_body(client, assignment["id"]) or {}).get("details")
+            opened = open_field(key, details, "overflow.assigned", "details")
+    if opened is None:
+        print("  personal details: none that your key can open")
+    else:
+        for name, value in opened.items():
+            print(f"  {name}: {value}")
     return 0
 
 
@@ -111,6 +216,9 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--details")
     p.add_argument("--area", help="a coarse area (never an address)")
     p.add_argument("--minutes", type=int, help="estimated minutes")
+    p.add_argument("--address", help="sealed: only coordinators and the accepted helper read it")
+    p.add_argument("--phone", help="sealed, like --address")
+    p.add_argument("--private-notes", help="sealed, like --address")
     p = post_cmd("offer", "offer help")
     p.add_argument("--title", required=True)
     p.add_argument("--category", required=True)
@@ -138,3 +246,14 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--entry", required=True)
     p = post_cmd("withdraw", "withdraw your need")
     p.add_argument("--need", required=True)
+    details = sub.add_parser(
+        "details",
+        help="show a need and the personal details sealed to you",
+        description="show a need and the personal details sealed to your key, if any",
+    )
+    details.add_argument("need", help="the need's id")
+    details.add_argument("--key", required=True, help="your key file")
+    details.add_argument(
+        "--url", default="http://127.0.0.1:8470", help="the node (default http://127.0.0.1:8470)"
+    )
+    details.set_defaults(fn=cmd_details)

@@ -21,6 +21,7 @@ from protocol.sealed import (
     Recipient,
     SealedField,
     box_keypair_from_seed,
+    field_aad,
     generate_box_keypair,
     open_json,
     open_sealed,
@@ -372,3 +373,13 @@ def test_format_matches_the_specification_with_an_independent_library() -> None:
         "to": to,
     }
     assert msgspec.json.decode(VECTOR_JSON) == expected
+
+
+def test_a_field_opens_only_in_its_own_kind_and_field() -> None:
+    assert field_aad("need.posted", "personal") == b"need.posted/personal"
+    field = seal_json({"address": "flat 3"}, [ALICE[1]], aad=field_aad("need.posted", "personal"))
+    assert open_json(field, ALICE[0], aad=field_aad("need.posted", "personal")) == {
+        "address": "flat 3"
+    }
+    with pytest.raises(SealError):
+        open_json(field, ALICE[0], aad=field_aad("report.filed", "sealed"))
