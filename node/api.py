@@ -401,6 +401,18 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     states = collections.Counter(s.state for s in node.federation.statuses.values())
     for state, count in sorted(states.items()):
         lines.append(f'kith_federation_peers{{state="{state}"}} {count}')
+    lines += [
+        "# HELP kith_overflow_signed_total Overflow events the node signed on its own, by kind.",
+        "# TYPE kith_overflow_signed_total counter",
+    ]
+    for kind, count in sorted(node.overflow.signed.items()):
+        lines.append(f'kith_overflow_signed_total{{kind="{kind}"}} {count}')
+    lines += [
+        "# HELP kith_overflow_refused_total Overflow moves refused, by reason.",
+        "# TYPE kith_overflow_refused_total counter",
+    ]
+    for reason, count in sorted(node.overflow.refused.items()):
+        lines.append(f'kith_overflow_refused_total{{reason="{reason}"}} {count}')
     return "\n".join(lines) + "\n"
 
 

@@ -145,7 +145,13 @@ class Duties:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        #: Events the node signed on its own, by kind; moves it refused, by reason (metrics).
         self.signed: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+
+    def count_refusal(self, reason: str) -> None:
+        """Count a move the node would not sign (its stable reason: never personal data)."""
+        self.refused[reason] = self.refused.get(reason, 0) + 1
 
     # -- life cycle -------------------------------------------------------------------
 

@@ -241,7 +241,9 @@ async def _answer(
     return MoveResult(id=event_id or "", ok=True, referral=item)
 
 
-def _refused(exc: OverflowError) -> Response[Problem]:
+def _refused(request: Request[Any, Any, Any], exc: OverflowError) -> Response[Problem]:
+    """Answer a refused move, counted by its reason (``kith_overflow_refused_total``)."""
+    node_of(request).overflow.count_refusal(exc.reason)
     return problem(exc.status, exc.reason, exc.message)
 
 
@@ -261,7 +263,7 @@ async def refer(
             expires_in_ms=data.expires_in_hours * 3600 * 1000,
         )
     except OverflowError as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     assert result.id is not None
     return await _answer(request, reader, result.id, result.id)
 
@@ -280,7 +282,7 @@ async def _move(
     try:
         result = await node.overflow.move(referral_id, kind, **fields)
     except OverflowError as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     return await _answer(request, reader, result.id, referral_id)
 
 

@@ -158,6 +158,10 @@ def cmd_details(args: argparse.Namespace) -> int:
         print(f"  {need['details']}")
     for claim in need["claims"]:
         print(f"  claim {claim['id']} by {claim['person'][:8]}: {claim['status']}")
+    if need.get("overflow"):
+        flow = need["overflow"]
+        to = f" to pod {flow['to_pod'][:8]}" if flow.get("to_pod") else ""
+        print(f"  passed to neighbour pods: {flow['state']}{to} (referral {flow['referral']})")
     opened = None
     body = event_body(client, args.need) or {}
     if body.get("personal") is not None:

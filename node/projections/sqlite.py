@@ -40,9 +40,9 @@ from node.projections.facts import (
 )
 from node.projections.needs import derive_need, need_status_at
 from node.projections.offers import derive_offer, offer_status_at
-from node.projections.overflow import ReferralView, derive_referral
+from node.projections.overflow import ReferralView, derive_referral, shown_state
 from node.projections.timebank import HoursEntry, balance_changes, derive_entry, timebank_view
-from node.projections.views import NeedView, OfferView, TimebankView
+from node.projections.views import NeedOverflow, NeedView, OfferView, TimebankView
 from protocol.codec import b64e
 from protocol.kinds import is_redactable
 
@@ -475,13 +475,33 @@ def list_needs(
             params.append(value)
     _scopes(where, params, scopes)
     sql = _page(where, params, "pj_needs", after, limit)
-    return [_need_at(row[0], now_ms) for row in conn.execute(sql, params)]
+    return [
+        _with_overflow(conn, _need_at(row[0], now_ms), now_ms) for row in conn.execute(sql, params)
+    ]
 
 
 def get_need(conn: sqlite3.Connection, need_id: str, *, now_ms: int) -> NeedView | None:
     """One need as of ``now_ms``, or ``None`` if it is not known (yet)."""
     row = conn.execute("SELECT view FROM pj_needs WHERE id = ?", (need_id,)).fetchone()
-    return None if row is None else _need_at(row[0], now_ms)
+    return None if row is None else _with_overflow(conn, _need_at(row[0], now_ms), now_ms)
+
+
+def _with_overflow(conn: sqlite3.Connection, view: NeedView, now_ms: int) -> NeedView:
+    """The need with its latest referral by its own pod, if it was ever referred."""
+    row = conn.execute(
+        "SELECT view FROM pj_referrals WHERE need = ? AND pod = ? AND valid = 1"
+        " ORDER BY ts DESC, id DESC LIMIT 1",
+        (view.id, view.pod),
+    ).fetchone()
+    if row is None:
+        return view
+    referral = _referral_decoder.decode(row[0])
+    overflow = NeedOverflow(
+        referral=referral.id,
+        state=shown_state(referral, now_ms),
+        to_pod=None if referral.assignment is None else referral.assignment.to_pod,
+    )
+    return msgspec.structs.replace(view, overflow=overflow)
 
 
 def _need_at(text: str, now_ms: int) -> NeedView:

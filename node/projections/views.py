@@ -18,6 +18,7 @@ __all__ = [
     "FulfilmentView",
     "HoursEntryView",
     "MemberBalance",
+    "NeedOverflow",
     "NeedStatus",
     "NeedView",
     "OfferStatus",
@@ -60,6 +61,15 @@ class FulfilmentView(msgspec.Struct, frozen=True, kw_only=True):
     ts: int
 
 
+class NeedOverflow(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a need stands with neighbour pods: its latest referral, that referral's state now
+    (``lapsed`` included) and the pod it was assigned to. Read-time, never stored."""
+
+    referral: str
+    state: str
+    to_pod: str | None
+
+
 class NeedView(msgspec.Struct, frozen=True, kw_only=True):
     """A need as the pod sees it. ``author`` and ``helper`` are people, not device keys.
 
@@ -86,6 +96,7 @@ class NeedView(msgspec.Struct, frozen=True, kw_only=True):
     redacted: bool
     scope: str = "pod"
     referral: str | None = None
+    overflow: NeedOverflow | None = None
 
 
 class OfferView(msgspec.Struct, frozen=True, kw_only=True):
