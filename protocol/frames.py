@@ -82,6 +82,12 @@ class EventFacts(msgspec.Struct, frozen=True):
 _NEED_REFS = ("need", "target")
 
 
+def _care_fields(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Where a body keeps ``category`` and ``urgency``: a referral in its ``summary``."""
+    summary = body.get("summary") if kind == "overflow.referred" else None
+    return summary if isinstance(summary, dict) else body
+
+
 def matches(f: Filter, ev: EventFacts, claims_of_need: frozenset[str] = frozenset()) -> bool:
     """Does ``ev`` match ``f``? ``claims_of_need`` lets ``claim.withdrawn`` match its need."""
     if f.ids and ev.id not in f.ids:
@@ -99,9 +105,10 @@ def matches(f: Filter, ev: EventFacts, claims_of_need: frozenset[str] = frozense
     if f.until is not None and ev.ts > f.until:
         return False
     body = ev.body or {}
-    if f.category and body.get("category") not in f.category:
+    care = _care_fields(ev.kind, body)
+    if f.category and care.get("category") not in f.category:
         return False
-    if f.urgency and body.get("urgency") not in f.urgency:
+    if f.urgency and care.get("urgency") not in f.urgency:
         return False
     if f.need is not None:
         about = ev.id == f.need or any(body.get(ref) == f.need for ref in _NEED_REFS)

@@ -76,6 +76,9 @@ def flt(**fields: Any) -> Filter:
 # --- matches: one field at a time ---------------------------------------------------------
 
 FOOD_NEED = ev(body={"title": "Soup", "category": "food", "urgency": "high"})
+RIDE_REFERRAL = ev(
+    kind="overflow.referred", body={"summary": {"category": "ride", "urgency": "urgent"}}
+)
 
 MATCH_TABLE: list[tuple[str, dict[str, Any], EventFacts, frozenset[str], bool]] = [
     # empty filter
@@ -119,6 +122,22 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], EventFacts, frozenset[str], bool]] 
     ("since 0", {"since": 0}, ev(ts=0), frozenset(), True),
     # category
     ("category/hit", {"category": ["food"]}, FOOD_NEED, frozenset(), True),
+    ("category/referral summary", {"category": ["ride"]}, RIDE_REFERRAL, frozenset(), True),
+    ("urgency/referral summary", {"urgency": ["low"]}, RIDE_REFERRAL, frozenset(), False),
+    (
+        "category/referral without a summary object",
+        {"category": ["ride"]},
+        ev(kind="overflow.referred", body={"category": "ride", "summary": "ride"}),
+        frozenset(),
+        True,
+    ),
+    (
+        "category/summary counts only on a referral",
+        {"category": ["ride"]},
+        ev(body={"summary": {"category": "ride"}}),
+        frozenset(),
+        False,
+    ),
     ("category/miss", {"category": ["ride"]}, FOOD_NEED, frozenset(), False),
     ("category/or", {"category": ["ride", "food"]}, FOOD_NEED, frozenset(), True),
     ("category/no body", {"category": ["food"]}, ev(), frozenset(), False),
