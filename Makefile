@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.node_bench
 	$(BIN)/python -m bench.stream_bench
 	$(BIN)/python -m bench.federation_bench
+	$(BIN)/python -m bench.overflow_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov

@@ -66,7 +66,6 @@ _DUTY_KINDS = frozenset(
         "overflow.returned",
         "clearing.recorded",
         "fulfilment.recorded",
-        "need.posted",
     }
 )
 

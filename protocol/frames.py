@@ -82,10 +82,10 @@ class EventFacts(msgspec.Struct, frozen=True):
 _NEED_REFS = ("need", "target")
 
 
-def _care_fields(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+def _care_fields(kind: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
     """Where a body keeps ``category`` and ``urgency``: a referral in its ``summary``."""
     summary = body.get("summary") if kind == "overflow.referred" else None
-    return summary if isinstance(summary, dict) else body
+    return summary if isinstance(summary, Mapping) else body
 
 
 def matches(f: Filter, ev: EventFacts, claims_of_need: frozenset[str] = frozenset()) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,6 +90,21 @@ class Pod:
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise AssertionError("kith serve did not come up")
+
+    def follow_log(self) -> None:
+        """Read the running node's stdout/stderr into ``log``, line by line, in a thread (so a
+        test can search what the node wrote, and a chatty node never blocks on a full pipe)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        stream = self.proc.stdout
+
+        def pump() -> None:
+            try:
+                for line in stream:
+                    self.log.append(line)
+            except (OSError, ValueError):  # closed by stop()
+                pass
+
+        threading.Thread(target=pump, name=f"log-{self.port}", daemon=True).start()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -217,3 +234,119 @@ class StalledClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class Relay:
+    """A TCP relay on loopback, in its own thread, that records every byte both ways.
+
+    Dial ``port`` instead of the upstream node's port: each connection is forwarded to
+    ``upstream_port`` over real sockets. ``raw(direction)`` is every byte that crossed
+    (``"up"``: dialler → upstream, ``"down"``: back); ``payloads(direction)`` is the websocket
+    payloads of those bytes, unmasked (a websocket client masks what it sends, so a search of
+    the raw bytes alone would miss text the dialler sent).
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._streams: dict[tuple[int, str], bytearray] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
+
+    def start(self) -> Relay:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise AssertionError("the relay did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(10)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len({conn for conn, _ in self._streams})
+
+    def raw(self, direction: str) -> bytes:
+        with self._lock:
+            return b"".join(
+                bytes(b) for (_, d), b in sorted(self._streams.items()) if d == direction
+            )
+
+    def payloads(self, direction: str) -> bytes:
+        with self._lock:
+            streams = [bytes(b) for (_, d), b in sorted(self._streams.items()) if d == direction]
+        return b"".join(websocket_payloads(s) for s in streams)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stopping.wait()
+        server.close()
+        await server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        with self._lock:
+            conn = len({c for c, _ in self._streams})
+            up, down = bytearray(), bytearray()
+            self._streams[(conn, "up")] = up
+            self._streams[(conn, "down")] = down
+        await asyncio.gather(self._pipe(reader, up_writer, up), self._pipe(up_reader, writer, down))
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray
+    ) -> None:
+        try:
+            while data := await reader.read(1 << 16):
+                with self._lock:
+                    record += data
+                writer.write(data)
+                await writer.drain()
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def websocket_payloads(stream: bytes) -> bytes:
+    """The payloads of the websocket frames in one direction of one connection, unmasked
+    (RFC 6455 §5.2), after the HTTP upgrade; a frame cut off at the end is kept as far as it
+    goes."""
+    end = stream.find(b"\r\n\r\n")
+    if end < 0:
+        return b""
+    i, out = end + 4, bytearray()
+    while len(stream) - i >= 2:
+        b1 = stream[i + 1]
+        length, head = b1 & 0x7F, 2
+        if length == 126:
+            length, head = int.from_bytes(stream[i + 2 : i + 4], "big"), 4
+        elif length == 127:
+            length, head = int.from_bytes(stream[i + 2 : i + 10], "big"), 10
+        mask = stream[i + head : i + head + 4] if b1 & 0x80 else b""
+        head += len(mask)
+        payload = stream[i + head : i + head + length]
+        if mask and payload:
+            key = (mask * (len(payload) // 4 + 1))[: len(payload)]
+            n = int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")
+            payload = n.to_bytes(len(payload), "big")
+        out += payload
+        i += head + length
+    return bytes(out)
