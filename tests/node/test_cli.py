@@ -581,7 +581,7 @@ def test_refusals_and_http_errors_are_one_line(
         KithError, match="HTTP 401: unauthorized: the token's key is not an active member"
     ):
         KithClient(served.url, signing_key("nobody")).get("/v1/timebank")
-    with pytest.raises(KithError, match="HTTP 404: no such event"):
+    with pytest.raises(KithError, match="HTTP 404: not-found: no such event"):
         KithClient(served.url).get("/v1/events/" + "A" * 43)
     with pytest.raises(KithError, match="a key file is needed"):
         KithClient(served.url).post("need.posted", {})
