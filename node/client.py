@@ -81,7 +81,10 @@ class KithClient:
             raise KithError(f"{self.url}{path}: HTTP {exc.code}: {message}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise NodeUnreachable(f"cannot reach the node at {self.url}: {reason}") from None
+            raise NodeUnreachable(
+                f"cannot reach the node at {self.url}: {reason}"
+                " (is `kith serve` running there? --url picks another node)"
+            ) from None
 
     def info(self) -> dict[str, Any]:
         """The node's ``/.well-known/kith`` document (cached)."""
