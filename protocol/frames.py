@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from protocol.kinds import Category, Urgency, kind_matches
+from protocol.kinds import KNOWN_CATEGORIES, Category, Urgency, kind_matches
 from protocol.reasons import RejectedEvent, invalid
 
 MAX_FILTERS = 10
@@ -82,6 +82,13 @@ class EventFacts(msgspec.Struct, frozen=True):
 _NEED_REFS = ("need", "target")
 
 
+def _category_matches(value: object, wanted: tuple[str, ...]) -> bool:
+    """``other`` also matches a category this node does not know (it shows it as other)."""
+    if value in wanted:
+        return True
+    return "other" in wanted and isinstance(value, str) and value not in KNOWN_CATEGORIES
+
+
 def _care_fields(kind: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
     """Where a body keeps ``category`` and ``urgency``: a referral in its ``summary``."""
     summary = body.get("summary") if kind == "overflow.referred" else None
@@ -106,7 +113,7 @@ def matches(f: Filter, ev: EventFacts, claims_of_need: frozenset[str] = frozense
         return False
     body = ev.body or {}
     care = _care_fields(ev.kind, body)
-    if f.category and care.get("category") not in f.category:
+    if f.category and not _category_matches(care.get("category"), f.category):
         return False
     if f.urgency and care.get("urgency") not in f.urgency:
         return False

@@ -46,6 +46,7 @@ from protocol.sealed import SealedField
 __all__ = [
     "BODY_TYPES",
     "COORDINATOR_READ_KINDS",
+    "KNOWN_CATEGORIES",
     "KEY_PATTERN",
     "KNOWN_KINDS",
     "LEDGER_KINDS",
@@ -93,6 +94,7 @@ __all__ = [
     "VoteCast",
     "is_redactable",
     "kind_matches",
+    "shown_category",
     "validate_body",
 ]
 
@@ -107,8 +109,11 @@ Key = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
 #: An event id: base64url(SHA-256(head bytes)).
 EventId = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
 
-#: What kind of help a need or offer is about.
-Category = Literal[
+#: The kinds of help this node knows by name (the seeds' logistical, emotional and navigational
+#: ones). A category is any short lower-case word on the wire, so that a category added later
+#: does not make older nodes drop the event: a node shows one it does not know as ``"other"``
+#: (``shown_category``) and keeps and relays the original (docs/decisions.md D31).
+KNOWN_CATEGORIES: tuple[str, ...] = (
     "food",
     "groceries",
     "ride",
@@ -118,14 +123,32 @@ Category = Literal[
     "childcare",
     "eldercare",
     "health",
+    "health_accompaniment",  # a doula, a companion to the clinic
     "emotional_support",
+    "peer_support",
+    "information",  # finding out: where, who, how
+    "navigation",  # benefits, forms, bureaucracy
+    "advocacy",
     "goods",
     "money",
     "tech",
     "translation",
     "pets",
     "other",
-]
+)
+#: What kind of help a need or offer is about: a known category or a newer one (see above).
+Category = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$(?!\n)")]
+
+
+def shown_category(category: str) -> str:
+    """The category as this node shows it: itself if known here, else ``"other"``.
+
+    >>> shown_category("advocacy"), shown_category("bike_repair")
+    ('advocacy', 'other')
+    """
+    return category if category in KNOWN_CATEGORIES else "other"
+
+
 Urgency = Literal["low", "normal", "high", "urgent"]
 Role = Literal["member", "coordinator"]
 Scope = Literal["pod", "peers", "public"]

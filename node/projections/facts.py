@@ -47,6 +47,7 @@ from protocol.kinds import (
     OverflowReferred,
     OverflowReturned,
     TimeWindow,
+    shown_category,
 )
 
 __all__ = [
@@ -156,6 +157,11 @@ def order(fact: Fact) -> tuple[int, str]:
 _Read = tuple[str | None, str | None, FactData | None]
 
 
+def _shown(category: str | None) -> str | None:
+    # A category this node does not know is shown as "other"; the event keeps the original.
+    return None if category is None else shown_category(category)
+
+
 def _span(window: TimeWindow | None) -> Span | None:
     return None if window is None else (window.start, window.end)
 
@@ -164,7 +170,7 @@ def _need_posted(b: NeedPosted) -> _Read:
     data = FactData(
         title=b.title,
         details=b.details,
-        category=b.category,
+        category=_shown(b.category),
         urgency=b.urgency,
         window=_span(b.window),
         area=b.area,
@@ -178,7 +184,7 @@ def _need_updated(b: NeedUpdated) -> _Read:
     data = FactData(
         title=b.title,
         details=b.details,
-        category=b.category,
+        category=_shown(b.category),
         urgency=b.urgency,
         window=_span(b.window),
         area=b.area,
@@ -191,7 +197,7 @@ def _offer_posted(b: OfferPosted) -> _Read:
     data = FactData(
         title=b.title,
         details=b.details,
-        category=b.category,
+        category=_shown(b.category),
         windows=tuple((w.start, w.end) for w in b.windows),
         capacity=b.capacity,
         area=b.area,
@@ -210,7 +216,7 @@ def _fulfilment(b: FulfilmentRecorded) -> _Read:
 def _referred(b: OverflowReferred) -> _Read:
     summary = b.summary
     data = FactData(
-        category=summary.category,
+        category=_shown(summary.category),
         urgency=summary.urgency,
         area=summary.area,
         window=_span(summary.window),

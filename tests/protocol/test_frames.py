@@ -149,6 +149,27 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], EventFacts, frozenset[str], bool]] 
         frozenset(),
         False,
     ),
+    (
+        "category/other matches one this node does not know",
+        {"category": ["other"]},
+        ev(body={"title": "x", "category": "bike_repair"}),
+        frozenset(),
+        True,
+    ),
+    (
+        "category/other does not match a known one",
+        {"category": ["other"]},
+        FOOD_NEED,
+        frozenset(),
+        False,
+    ),
+    (
+        "category/other does not match a non-word",
+        {"category": ["other"]},
+        ev(body={"category": 7}),
+        frozenset(),
+        False,
+    ),
     # urgency
     ("urgency/hit", {"urgency": ["high"]}, FOOD_NEED, frozenset(), True),
     ("urgency/miss", {"urgency": ["low"]}, FOOD_NEED, frozenset(), False),

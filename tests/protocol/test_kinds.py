@@ -21,11 +21,13 @@ from protocol.kinds import (
     ROSTER_KINDS,
     Body,
     HoursLogged,
+    NeedPosted,
     NodeKey,
     OfferPosted,
     TimeWindow,
     is_redactable,
     kind_matches,
+    shown_category,
     validate_body,
 )
 from protocol.reasons import RejectedEvent
@@ -338,7 +340,8 @@ INVALID: list[tuple[str, object, str]] = [
     (NEED, with_(NEED, category="Food"), "field:category"),
     (NEED, with_(NEED, urgency="asap"), "field:urgency"),
     ("member.added", with_("member.added", role="root"), "field:role"),
-    ("need.updated", with_("need.updated", category="weapons"), "field:category"),
+    ("need.updated", with_("need.updated", category="bike repair"), "field:category"),
+    ("need.updated", with_("need.updated", category="x" * 33), "field:category"),
     # sealed values are strict
     (NEED, with_(NEED, personal={**SEALED, "alg": "rot13"}), "field:personal.alg"),
     (NEED, with_(NEED, personal={**SEALED, "plain": "5 Elm St"}), "field:personal"),
@@ -576,3 +579,13 @@ def test_kind_families() -> None:
 def test_is_redactable(kind: str, redactable: bool) -> None:
     assert is_redactable(kind) is redactable
     assert (kind in REDACTABLE_KINDS) == (redactable and kind in KNOWN_KINDS)
+
+
+def test_a_category_added_later_is_accepted_and_shown_as_other() -> None:
+    """Old nodes must keep, project and relay a need whose category they do not know."""
+    need = validate_body(NEED, with_(NEED, category="bike_repair"))
+    assert isinstance(need, NeedPosted)
+    assert need.category == "bike_repair"
+    assert shown_category(need.category) == "other"
+    for known in ("peer_support", "navigation", "advocacy", "health_accompaniment"):
+        assert shown_category(known) == known

@@ -353,13 +353,13 @@ def test_blocked() -> None:
 
 
 def test_schema_failure() -> None:
-    bad = make(scope="public", body={"title": "Soup", "category": "soup", "urgency": "high"})
+    bad = make(scope="public", body={"title": "Soup", "category": "Soup!", "urgency": "high"})
     client = check(bad)
     assert (client.outcome, client.reason) == (Outcome.REJECT, "invalid:body:field:category")
     for source in (PEER, IMPORT):
         relayed = check(bad, source=source)
         assert (relayed.outcome, relayed.ok, relayed.projectable) == (Outcome.ACCEPT, True, False)
-        assert relayed.body == {"title": "Soup", "category": "soup", "urgency": "high"}
+        assert relayed.body == {"title": "Soup", "category": "Soup!", "urgency": "high"}
 
 
 @pytest.mark.parametrize(
