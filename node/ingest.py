@@ -25,11 +25,18 @@ from typing import Any, NamedTuple
 import msgspec
 
 from node import projections
+from node.projections.effects import Effect, applied, no_effect
 from node.roster import Roster
 from node.store.base import EventQuery, NewEvent, Placement, Store, WriteTxn
 from protocol import reasons
 from protocol.envelope import Envelope, Event, Head, check_body, decode_envelope, parse_event
-from protocol.kinds import ROSTER_KINDS, EventRedacted, is_redactable, validate_body
+from protocol.kinds import (
+    KNOWN_KINDS,
+    ROSTER_KINDS,
+    EventRedacted,
+    is_redactable,
+    validate_body,
+)
 from protocol.logs import Chain, LogKey, LogState
 from protocol.reasons import RejectedEvent
 from protocol.validate import Authorization, Source, check_chain, check_signature, check_source
@@ -54,6 +61,7 @@ class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str | None = None
     message: str | None = None
     head: dict[str, Any] | None = None
+    effect: Effect | None = None
 
 
 class Committed(msgspec.Struct, frozen=True):
@@ -73,8 +81,13 @@ class _Item:
     expires_ms: int = 0
 
 
-def _accepted(event_id: str, reason: str | None = None, message: str | None = None) -> Result:
-    return Result(id=event_id, ok=True, reason=reason, message=message)
+def _accepted(
+    event_id: str,
+    reason: str | None = None,
+    message: str | None = None,
+    effect: Effect | None = None,
+) -> Result:
+    return Result(id=event_id, ok=True, reason=reason, message=message, effect=effect)
 
 
 def _rejected(event_id: str | None, exc: RejectedEvent) -> Result:
@@ -542,33 +555,45 @@ class _Batch:
             return _accepted(event.id, reasons.DUPLICATE)
         self.heads[key] = LogState(head.seq, event.id, head.ts)
         roster = ing.roster.pods.get(head.pod)
+        effect: Effect | None = None
         if head.kind in ROSTER_KINDS and projectable:
+            effect = ing.roster.effect_of(head, struct)
             ing.roster.apply(head, struct)
             roster = ing.roster.pods.get(head.pod)
         if isinstance(struct, EventRedacted) and projectable:
-            self.redact(txn, event, struct.target)
+            effect = self.redact(txn, event, struct.target)
         if projectable and roster is not None:
             person = roster.person_of(head.author) or head.author
             role = roster.role_of(head.author) or "member"
-            projections.apply(
-                txn.connection,
-                projections.ProjectionInput(
-                    id=event.id,
-                    pod=head.pod,
-                    author=head.author,
-                    person=person,
-                    role=role,
-                    scope=head.scope,
-                    seq=head.seq,
-                    ts=head.ts,
-                    kind=head.kind,
-                    body=struct if body is not None else None,
-                ),
+            effect = (
+                projections.apply(
+                    txn.connection,
+                    projections.ProjectionInput(
+                        id=event.id,
+                        pod=head.pod,
+                        author=head.author,
+                        person=person,
+                        role=role,
+                        scope=head.scope,
+                        seq=head.seq,
+                        ts=head.ts,
+                        kind=head.kind,
+                        body=struct if body is not None else None,
+                    ),
+                )
+                or effect
             )
             if erase:
                 projections.redact(txn.connection, event.id)
+                effect = no_effect("erased", "stored without its body: it was erased already")
+        if effect is None and projectable:
+            effect = (
+                no_effect("unknown-kind", "this node does not know the kind: kept and relayed")
+                if head.kind not in KNOWN_KINDS
+                else applied("stored")
+            )
         self.committed.append(Committed(cursor, new, placement))
-        return _accepted(event.id)
+        return _accepted(event.id, effect=effect)
 
     def may_redact(self, redaction_head: Head, target: Head | _Target) -> bool:
         """A redaction counts if by the target's author (same person) or an admin, same scope."""
@@ -585,7 +610,7 @@ class _Batch:
             or role in ("root", "node", "coordinator")
         )
 
-    def redact(self, txn: WriteTxn, redaction: Event, target: str) -> None:
+    def redact(self, txn: WriteTxn, redaction: Event, target: str) -> Effect:
         """Erase the target's body now if it is stored, or remember it for when it arrives."""
         self.pending_redactions.setdefault(target, []).append((redaction.id, redaction.head))
         conn = txn.connection
@@ -593,14 +618,20 @@ class _Batch:
             "SELECT pod, author, scope, kind FROM events WHERE id = ?", (target,)
         ).fetchone()
         if row is None:
-            return
-
+            return applied(
+                "the target is not here yet: it is erased when it arrives (if yours to erase)"
+            )
         stored = _Target(*row)
-        if not is_redactable(stored.kind) or not self.may_redact(redaction.head, stored):
-            return
+        if not is_redactable(stored.kind):
+            return no_effect(
+                "not-redactable", "records (claims, hours, roster, votes) are never erased"
+            )
+        if not self.may_redact(redaction.head, stored):
+            return no_effect("not-allowed", "only its author or a coordinator may erase it")
         txn.record_redaction(target, redaction.id)
         txn.drop_body(target)
         projections.redact(conn, target)
+        return applied("erased")
 
 
 def _stored(txn: WriteTxn, event_id: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Literal
 
 import msgspec
 
+from node.projections.effects import Effect, applied, no_effect
 from protocol import kinds
 from protocol.envelope import Head
 from protocol.validate import Authorization
@@ -200,6 +201,34 @@ class Roster:
             if head.scope in member.blocked and head.seq >= member.blocked[head.scope]:
                 return Authorization.BLOCKED
         return Authorization.YES
+
+    def effect_of(self, head: Head, body: msgspec.Struct | None) -> Effect:
+        """What an accepted roster event will do, asked *before* ``apply``."""
+        roster = self.pods.get(head.pod)
+        members = {} if roster is None else roster.members
+        if isinstance(body, kinds.MemberAdded):
+            existing = members.get(body.key)
+            if existing is None:
+                return applied("member added")
+            if (existing.role, existing.box_key) == (body.role, body.box_key):
+                return no_effect("already-member", "member already added, with this role and key")
+            return applied("member updated: new role or box key")
+        if isinstance(body, kinds.MemberRemoved | kinds.MemberBlocked):
+            member = members.get(body.key)
+            if member is None:
+                return no_effect("not-a-member", "the key is not a member of this pod")
+            stated = member.removed if isinstance(body, kinds.MemberRemoved) else member.blocked
+            if all(stated.get(str(k)) == v for k, v in body.effective.items()):
+                word = "removed" if isinstance(body, kinds.MemberRemoved) else "blocked"
+                return no_effect(f"already-{word}", f"the member is already {word} from there")
+            return applied(
+                "member removed" if isinstance(body, kinds.MemberRemoved) else "member blocked"
+            )
+        if isinstance(body, kinds.MemberKeyAdded):
+            if roster is not None and roster.devices.get(body.key) == body.member:
+                return no_effect("already-linked", "the key is already linked to this member")
+            return applied("device key linked")
+        return applied()
 
     def apply(self, head: Head, body: msgspec.Struct | None) -> None:
         """Fold one accepted roster event into the roster."""

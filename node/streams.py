@@ -275,7 +275,8 @@ class StreamConnection:
     async def publish(self, raw: bytes) -> None:
         """EVENT from the client: ingest it and answer OK."""
         result = (await self.node.ingest.submit([raw], CLIENT))[0]
-        self.outbox.control(ok_frame(result.id, result.ok, result.reason))
+        effect = None if result.effect is None else msgspec.structs.asdict(result.effect)
+        self.outbox.control(ok_frame(result.id, result.ok, result.reason, effect))
 
     def subscribe(self, frame: Sub) -> None:
         """SUB: register with the fanout, then backfill in the background."""

@@ -6,7 +6,7 @@ Frames are JSON arrays in the spirit of Nostr's NIP-01 (settled; see ``docs/stre
                     ["UNSUB", sub_id]   ["AUTH", token]   ["EVENT", envelope]
     node → client   ["EVENT", sub_id, envelope, cursor]   ["LIVE", sub_id, cursor]
                     ["CLOSED", sub_id, reason]   ["NOTICE", text]   ["CHALLENGE", nonce]
-                    ["OK", id, ok, reason]
+                    ["OK", id, ok, reason, effect?]
 
 Client frames are msgspec tagged ``array_like`` structs decoded by one ``Decoder``.
 Node frames are built by concatenation so an event's envelope is encoded once and its
@@ -274,6 +274,12 @@ def challenge_frame(nonce: str) -> str:
     return f'["CHALLENGE",{_s(nonce)}]'
 
 
-def ok_frame(event_id: str | None, ok: bool, reason: str | None) -> str:
-    """``["OK", id, ok, reason]``."""
-    return _encoder.encode(["OK", event_id, ok, reason]).decode()
+def ok_frame(
+    event_id: str | None, ok: bool, reason: str | None, effect: Mapping[str, Any] | None = None
+) -> str:
+    """``["OK", id, ok, reason]``, or ``["OK", id, ok, reason, effect]`` for an accepted event
+    whose effect on the read models is known (``{"ok", "reason", "message"}``)."""
+    frame: list[object] = ["OK", event_id, ok, reason]
+    if effect is not None:
+        frame.append(effect)
+    return _encoder.encode(frame).decode()

@@ -46,8 +46,8 @@ from protocol.sealed import SealedField
 __all__ = [
     "BODY_TYPES",
     "COORDINATOR_READ_KINDS",
-    "KNOWN_CATEGORIES",
     "KEY_PATTERN",
+    "KNOWN_CATEGORIES",
     "KNOWN_KINDS",
     "LEDGER_KINDS",
     "MAX_HOPS",

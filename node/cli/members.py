@@ -49,8 +49,7 @@ def cmd_member_add(args: argparse.Namespace) -> int:
         result = client.post("member.added", body, scope="public")
     except NodeUnreachable:
         result = asyncio.run(_offline_post(data, "member.added", body))
-    print_result("member.added", result)
-    return 0 if result.get("ok") else 1
+    return print_result("member.added", result)
 
 
 async def _offline_post(data: Any, kind: str, body: Any) -> dict[str, Any]:

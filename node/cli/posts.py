@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,29 @@ from node.cli.options import Subcommands
 from protocol.reasons import KithError
 
 
-def print_result(kind: str, result: dict[str, Any]) -> None:
-    """Print the id of a recorded event; raise ``KithError`` with the reason it was refused."""
-    if result.get("ok"):
-        print(f"{kind} recorded: {result['id']}")
-    else:
+def print_result(kind: str, result: dict[str, Any]) -> int:
+    """Say what a posted event did, and return the exit code.
+
+    Refused: raise ``KithError`` with the node's reason. Accepted: print its effect in words
+    and return 0 — or, when it is stored but changed nothing (a claim on an unknown need, a
+    second confirmation …), say why on stderr and return 1.
+    """
+    if not result.get("ok"):
         raise KithError(f"{kind} refused: {result.get('reason')}: {result.get('message', '')}")
+    if result.get("reason") == "duplicate":
+        print(f"{kind} was already recorded: {result['id']}")
+        return 0
+    effect = result.get("effect") or {}
+    if effect and not effect.get("ok"):
+        print(
+            f"kith: {kind} is stored, but it changed nothing: {effect.get('message')}"
+            f" ({effect.get('reason')}); id {result['id']}",
+            file=sys.stderr,
+        )
+        return 1
+    said = f" — {effect['message']}" if effect.get("message") else ""
+    print(f"{kind} recorded: {result['id']}{said}")
+    return 0
 
 
 def _post_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -85,10 +103,10 @@ def cmd_post(args: argparse.Namespace) -> int:
         validate_body(kind, body)
     except RejectedEvent as exc:
         raise KithError(f"{exc.reason}: {exc.message}") from None
-    print_result(kind, client.post(kind, body, scope=args.scope))
-    if "personal" in body:
+    code = print_result(kind, client.post(kind, body, scope=args.scope))
+    if "personal" in body and code == 0:
         print("  personal details sealed: only coordinators (and the accepted helper) can read")
-    return 0
+    return code
 
 
 def _personal(args: argparse.Namespace) -> dict[str, str] | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from node.projections.effects import Effect, applied, no_effect
 from node.projections.facts import COORDINATING_ROLES, Fact, order
 from node.projections.views import (
     REMOVED,
@@ -35,7 +36,7 @@ from node.projections.views import (
     Window,
 )
 
-__all__ = ["derive_need", "need_status_at"]
+__all__ = ["derive_need", "explain_need", "need_status_at"]
 
 _CONTENT = ("title", "details", "category", "urgency", "window", "area", "minutes_estimate")
 
@@ -154,3 +155,126 @@ def need_status_at(view: NeedView, now_ms: int) -> NeedStatus:
     if view.status == "open" and view.window is not None and view.window.end < now_ms:
         return "expired"
     return view.status
+
+
+# --- effects (what one fact did; derived, never stored) ----------------------------------
+
+_CLOSED_WORDS = {
+    "fulfilled": "the need is already fulfilled",
+    "withdrawn": "the need was withdrawn",
+}
+
+
+def explain_need(fact: Fact, view: NeedView | None, facts: Iterable[Fact]) -> Effect:
+    """What ``fact`` did to its need, given the need as derived from ``facts`` (which hold it).
+
+    The same rules as ``derive_need``, read the other way: a fact derive ignores is reported
+    with why. A fact ordered after the need closed (fulfilled or withdrawn) changes nothing
+    that counts, even where the need still lists it (a late claim).
+    """
+    if fact.kind == "need.posted":
+        return applied("need posted")
+    if view is None and fact.kind == "claim.withdrawn":
+        return no_effect("unknown-claim", "withdraws a claim that is not known here")
+    if view is None:
+        return no_effect("unknown-need", f"{_WHAT[fact.kind]} an unknown need (not here yet)")
+    ordered = sorted(facts, key=order)
+    managers = f"only the need's author or a coordinator may {_VERB.get(fact.kind, 'do that')}"
+
+    def manages(f: Fact) -> bool:
+        return f.person == view.author or f.role in COORDINATING_ROLES
+
+    closing = next(
+        (
+            f
+            for f in ordered
+            if f.subject == view.id
+            and (
+                (
+                    f.kind == "fulfilment.recorded"
+                    and view.fulfilment is not None
+                    and f.id == view.fulfilment.id
+                )
+                or (f.kind == "need.withdrawn" and manages(f))
+            )
+        ),
+        None,
+    )
+    closed_before = closing is not None and order(closing) < order(fact)
+    closed = (
+        "fulfilled"
+        if closing is not None and closing.kind == "fulfilment.recorded"
+        else "withdrawn"
+    )
+    if fact.kind == "need.updated":
+        if not manages(fact):
+            return no_effect("not-allowed", managers)
+        return applied("need updated")
+    if fact.kind == "need.withdrawn":
+        if not manages(fact):
+            return no_effect("not-allowed", managers)
+        if closing is not None and closing.id != fact.id:
+            return no_effect(f"already-{closed}", _CLOSED_WORDS[closed])
+        return applied("need withdrawn")
+    if fact.kind == "claim.made":
+        if closed_before:
+            return no_effect(f"already-{closed}", _CLOSED_WORDS[closed])
+        return applied("claim made: the need's author or a coordinator can now accept it")
+    if fact.kind == "claim.withdrawn":
+        claim = next((c for c in view.claims if c.id == fact.ref), None)
+        if claim is None:
+            return no_effect("unknown-claim", "withdraws a claim that is not on this need")
+        if claim.person != fact.person:
+            return no_effect("not-allowed", "only the person who claimed may withdraw the claim")
+        first = next(
+            f
+            for f in ordered
+            if f.kind == "claim.withdrawn" and f.ref == fact.ref and f.person == claim.person
+        )
+        if first.id != fact.id:
+            return no_effect("already-withdrawn", "the claim was already withdrawn")
+        return applied("claim withdrawn")
+    if fact.kind == "claim.accepted":
+        claim = next((c for c in view.claims if c.id == fact.ref), None)
+        if claim is None:
+            return no_effect("unknown-claim", "accepts a claim that is not on this need")
+        if not manages(fact):
+            return no_effect("not-allowed", managers)
+        if claim.status == "withdrawn":
+            return no_effect("claim-withdrawn", "the claim was withdrawn")
+        if closed_before:
+            return no_effect(f"already-{closed}", _CLOSED_WORDS[closed])
+        if view.accepted_claim != fact.ref:
+            return no_effect("already-accepted", "another claim was accepted first")
+        earlier = next(
+            f for f in ordered if f.kind == "claim.accepted" and manages(f) and f.ref == fact.ref
+        )
+        if earlier.id != fact.id:
+            return no_effect("already-accepted", "this claim was already accepted")
+        return applied("claim accepted: the helper is assigned")
+    if fact.kind == "fulfilment.recorded":
+        if view.fulfilment is None or view.fulfilment.id != fact.id:
+            if not (manages(fact) or fact.person == view.helper):
+                return no_effect(
+                    "not-allowed",
+                    "only the need's author, the accepted helper or a coordinator may record"
+                    " its fulfilment",
+                )
+            return no_effect("already-fulfilled", "the need is already fulfilled")
+        return applied("need fulfilled")
+    return applied()  # pragma: no cover - every need-family kind is handled above
+
+
+_WHAT = {
+    "need.updated": "updates",
+    "need.withdrawn": "withdraws",
+    "claim.made": "claims",
+    "claim.withdrawn": "withdraws a claim on",
+    "claim.accepted": "accepts a claim on",
+    "fulfilment.recorded": "records the fulfilment of",
+}
+_VERB = {
+    "need.updated": "change it",
+    "need.withdrawn": "withdraw it",
+    "claim.accepted": "accept a claim",
+}

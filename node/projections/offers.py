@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from node.projections.facts import COORDINATING_ROLES, Fact
+from node.projections.effects import Effect, applied, no_effect
+from node.projections.facts import COORDINATING_ROLES, Fact, order
 from node.projections.views import REMOVED, OfferStatus, OfferView, Window
 
-__all__ = ["derive_offer", "offer_status_at"]
+__all__ = ["derive_offer", "explain_offer", "offer_status_at"]
 
 
 def derive_offer(offer_id: str, facts: Iterable[Fact]) -> OfferView | None:
@@ -52,3 +53,26 @@ def offer_status_at(view: OfferView, now_ms: int) -> OfferStatus:
     if view.status == "open" and view.windows and max(w.end for w in view.windows) < now_ms:
         return "expired"
     return view.status
+
+
+def explain_offer(fact: Fact, view: OfferView | None, facts: Iterable[Fact]) -> Effect:
+    """What ``fact`` did to its offer (the rules of ``derive_offer``, read the other way)."""
+    if fact.kind == "offer.posted":
+        return applied("offer posted")
+    if view is None:
+        return no_effect("unknown-offer", "withdraws an offer that is not known here")
+    if not (fact.person == view.author or fact.role in COORDINATING_ROLES):
+        return no_effect("not-allowed", "only the offer's author or a coordinator may withdraw it")
+    first = min(
+        (
+            f
+            for f in facts
+            if f.kind == "offer.withdrawn"
+            and f.subject == view.id
+            and (f.person == view.author or f.role in COORDINATING_ROLES)
+        ),
+        key=order,
+    )
+    if first.id != fact.id:
+        return no_effect("already-withdrawn", "the offer was already withdrawn")
+    return applied("offer withdrawn")

@@ -42,6 +42,7 @@ from typing import Literal
 
 import msgspec
 
+from node.projections.effects import Effect, applied, no_effect
 from node.projections.facts import COORDINATING_ROLES, Fact, order
 from node.projections.views import Window
 
@@ -60,6 +61,7 @@ __all__ = [
     "check_clearing",
     "check_move",
     "derive_referral",
+    "explain_referral",
     "shown_state",
 ]
 
@@ -411,3 +413,26 @@ def _moved(view: ReferralView, f: Fact) -> ReferralView:
         reason=data.note,
     )
     return msgspec.structs.replace(view, state=state, closing=closing)
+
+
+def explain_referral(fact: Fact, view: ReferralView | None) -> Effect:
+    """What ``fact`` did to its referral: its ignored reason, if ``derive_referral`` ignored it."""
+    if view is None:
+        return no_effect("unknown-referral", "names a referral that is not known here")
+    if fact.kind == "overflow.referred":
+        if view.problem is not None:
+            return no_effect(view.problem.reason, view.problem.message)
+        return applied("referral sent to the neighbour pods")
+    ignored = next((i for i in view.ignored if i.id == fact.id), None)
+    if ignored is not None:
+        return no_effect(ignored.reason, ignored.message)
+    return applied(_APPLIED_WORDS.get(fact.kind, "applied"))
+
+
+_APPLIED_WORDS = {
+    "overflow.offered": "offer sent to the referring pod",
+    "overflow.assigned": "referral assigned",
+    "overflow.fulfilled": "referral fulfilled",
+    "overflow.returned": "referral returned to its pod",
+    "clearing.recorded": "clearing recorded",
+}

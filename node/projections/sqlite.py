@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from node.projections.effects import Effect, applied, no_effect
 from node.projections.facts import (
     Fact,
     FactData,
@@ -38,13 +39,24 @@ from node.projections.facts import (
     fact_of,
     family_of,
 )
-from node.projections.needs import derive_need, need_status_at
-from node.projections.offers import derive_offer, offer_status_at
-from node.projections.overflow import ReferralView, derive_referral, shown_state
-from node.projections.timebank import HoursEntry, balance_changes, derive_entry, timebank_view
+from node.projections.needs import derive_need, explain_need, need_status_at
+from node.projections.offers import derive_offer, explain_offer, offer_status_at
+from node.projections.overflow import (
+    ReferralView,
+    derive_referral,
+    explain_referral,
+    shown_state,
+)
+from node.projections.timebank import (
+    HoursEntry,
+    balance_changes,
+    derive_entry,
+    explain_entry,
+    timebank_view,
+)
 from node.projections.views import NeedOverflow, NeedView, OfferView, TimebankView
 from protocol.codec import b64e
-from protocol.kinds import is_redactable
+from protocol.kinds import is_redactable, shown_category
 
 __all__ = [
     "MAX_PAGE",
@@ -190,15 +202,17 @@ _encoder = msgspec.json.Encoder()
 # --- writing -----------------------------------------------------------------------------
 
 
-def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> None:
-    """Project one accepted event, within the caller's transaction.
+def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> Effect | None:
+    """Project one accepted event, within the caller's transaction, and say what it did.
 
-    Idempotent for a repeated ``id``; kinds the projections do not use are ignored. A body that
-    was erased before it arrived (see ``redact``) is not projected.
+    Idempotent for a repeated ``id`` (then ``None``: it did nothing new); kinds the projections
+    do not use are ignored (``None`` too: the caller knows better what they did). A body that
+    was erased before it arrived (see ``redact``) is not projected. The effect is derived from
+    the facts now held and is not stored (node/projections/effects.py).
     """
     fact = fact_of(ev)
     if fact is None:
-        return
+        return None
     if (
         fact.data is not None
         and is_redactable(fact.kind)
@@ -209,8 +223,19 @@ def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> None:
         f"INSERT OR IGNORE INTO pj_facts ({_FACT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
         _row(fact),
     ).rowcount
-    if inserted:
-        _refresh(conn, fact)
+    if not inserted:
+        return None
+    effect = _refresh(conn, fact)
+    category = _raw_category(ev.body)
+    if effect.ok and category is not None and shown_category(category) != category:
+        effect = applied(f"{effect.message}; its category is not known here and shows as other")
+    return effect
+
+
+def _raw_category(body: msgspec.Struct | None) -> str | None:
+    summary = getattr(body, "summary", None)
+    category = getattr(summary if summary is not None else body, "category", None)
+    return category if isinstance(category, str) else None
 
 
 def redact(conn: sqlite3.Connection, target_id: str) -> None:
@@ -229,7 +254,7 @@ def redact(conn: sqlite3.Connection, target_id: str) -> None:
         "UPDATE pj_facts SET subject = ?, ref = ?, data = NULL WHERE id = ?",
         (blank.subject, blank.ref, fact.id),
     )
-    _refresh(conn, fact)  # the subject the body named, which may be no longer named at all
+    _refresh(conn, fact, explain=False)  # the subject the body named, maybe no longer named
 
 
 def reset(conn: sqlite3.Connection) -> None:
@@ -278,8 +303,9 @@ def _facts_about(conn: sqlite3.Connection, subject: str) -> list[Fact]:
     return [_fact(row) for row in conn.execute(_FACTS_ABOUT, {"s": subject})]
 
 
-def _refresh(conn: sqlite3.Connection, fact: Fact) -> None:
-    """Recompute the subject ``fact`` is about (found through its claim, if it names one only)."""
+def _refresh(conn: sqlite3.Connection, fact: Fact, *, explain: bool = True) -> Effect:
+    """Recompute the subject ``fact`` is about (found through its claim, if it names one only),
+    and say what ``fact`` did to it."""
     subject = fact.subject
     if subject is None and fact.ref is not None:
         row = conn.execute(
@@ -287,13 +313,18 @@ def _refresh(conn: sqlite3.Connection, fact: Fact) -> None:
         ).fetchone()
         subject = None if row is None else row[0]
     if subject is not None:
-        _RECOMPUTE[family_of(fact.kind)](conn, subject)
+        return _RECOMPUTE[family_of(fact.kind)](conn, subject, fact if explain else None)
+    if fact.data is None:
+        return no_effect("no-body", "its body is not here (erased, or never sent)")
+    return _EXPLAIN_UNKNOWN[family_of(fact.kind)](fact)
 
 
-def _recompute_need(conn: sqlite3.Connection, need_id: str) -> None:
-    view = derive_need(need_id, _facts_about(conn, need_id))
+def _recompute_need(conn: sqlite3.Connection, need_id: str, about: Fact | None) -> Effect:
+    facts = _facts_about(conn, need_id)
+    view = derive_need(need_id, facts)
+    effect = _NOT_ASKED if about is None else explain_need(about, view, facts)
     if view is None:
-        return
+        return effect
     conn.execute(
         "INSERT OR REPLACE INTO pj_needs (id, pod, ts, status, category, urgency, window_end,"
         " view, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -309,12 +340,15 @@ def _recompute_need(conn: sqlite3.Connection, need_id: str) -> None:
             view.scope,
         ),
     )
+    return effect
 
 
-def _recompute_offer(conn: sqlite3.Connection, offer_id: str) -> None:
-    view = derive_offer(offer_id, _facts_about(conn, offer_id))
+def _recompute_offer(conn: sqlite3.Connection, offer_id: str, about: Fact | None) -> Effect:
+    facts = _facts_about(conn, offer_id)
+    view = derive_offer(offer_id, facts)
+    effect = _NOT_ASKED if about is None else explain_offer(about, view, facts)
     if view is None:
-        return
+        return effect
     conn.execute(
         "INSERT OR REPLACE INTO pj_offers (id, pod, ts, status, category, view, scope)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -328,6 +362,7 @@ def _recompute_offer(conn: sqlite3.Connection, offer_id: str) -> None:
             view.scope,
         ),
     )
+    return effect
 
 
 _ENTRY_COLUMNS = "id, pod, giver, receiver, minutes, logged_by, ts, status"
@@ -347,10 +382,12 @@ def _entry(row: Sequence[Any]) -> HoursEntry:
     )
 
 
-def _recompute_hours(conn: sqlite3.Connection, entry_id: str) -> None:
-    new = derive_entry(entry_id, _facts_about(conn, entry_id))
+def _recompute_hours(conn: sqlite3.Connection, entry_id: str, about: Fact | None) -> Effect:
+    facts = _facts_about(conn, entry_id)
+    new = derive_entry(entry_id, facts)
+    effect = _NOT_ASKED if about is None else explain_entry(about, new, facts)
     if new is None:
-        return
+        return effect
     rows = conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM pj_hours WHERE id = ?", (entry_id,))
     old = next(map(_entry, rows), None)
     conn.execute(
@@ -369,12 +406,14 @@ def _recompute_hours(conn: sqlite3.Connection, entry_id: str) -> None:
             "DELETE FROM pj_balances WHERE pod = ? AND person = ? AND given = 0 AND received = 0",
             (new.pod, person),
         )
+    return effect
 
 
-def _recompute_referral(conn: sqlite3.Connection, referral_id: str) -> None:
+def _recompute_referral(conn: sqlite3.Connection, referral_id: str, about: Fact | None) -> Effect:
     """Recompute a referral, then every re-referral of it (their validity depends on it)."""
     pending = [referral_id]
     seen: set[str] = set()
+    effect = _NOT_ASKED
     while pending:
         current = pending.pop()
         if current in seen:  # ids are hashes: a cycle cannot be built, but never loop anyway
@@ -386,6 +425,8 @@ def _recompute_referral(conn: sqlite3.Connection, referral_id: str) -> None:
             None if referred is None or referred.ref is None else get_referral(conn, referred.ref)
         )
         view = derive_referral(current, facts, parent)
+        if about is not None and current == referral_id:
+            effect = explain_referral(about, view)
         if view is None:
             continue
         conn.execute(
@@ -412,13 +453,25 @@ def _recompute_referral(conn: sqlite3.Connection, referral_id: str) -> None:
             "SELECT id FROM pj_facts WHERE kind = 'overflow.referred' AND ref = ?", (current,)
         )
         pending.extend(row[0] for row in children)
+    return effect
 
 
-_RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str], None]] = {
+#: What a recompute answers when no fact asked (a redaction, a rebuild): never shown.
+_NOT_ASKED = applied()
+
+_RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str, Fact | None], Effect]] = {
     "need": _recompute_need,
     "offer": _recompute_offer,
     "hours": _recompute_hours,
     "referral": _recompute_referral,
+}
+
+#: What a fact whose subject is not known here did (nothing), per family.
+_EXPLAIN_UNKNOWN: Mapping[Family, Callable[[Fact], Effect]] = {
+    "need": lambda fact: explain_need(fact, None, ()),
+    "offer": lambda fact: explain_offer(fact, None, ()),
+    "hours": lambda fact: explain_entry(fact, None, ()),
+    "referral": lambda fact: explain_referral(fact, None),
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from node.projections.effects import Effect, applied, no_effect
 from node.projections.facts import Fact, order
 from node.projections.views import (
     EntryStatus,
@@ -23,7 +24,7 @@ from node.projections.views import (
     TimebankView,
 )
 
-__all__ = ["HoursEntry", "balance_changes", "derive_entry", "timebank_view"]
+__all__ = ["HoursEntry", "balance_changes", "derive_entry", "explain_entry", "timebank_view"]
 
 
 class HoursEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,3 +134,36 @@ def timebank_view(
         total_minutes_balance=sum(m.balance_minutes for m in members),
         limit_minutes=limit_minutes,
     )
+
+
+def explain_entry(fact: Fact, entry: HoursEntry | None, facts: Iterable[Fact]) -> Effect:
+    """What ``fact`` did to its time-bank entry (``derive_entry`` read the other way)."""
+    if fact.kind == "hours.logged":
+        if entry is None:
+            return no_effect(
+                "not-a-party", "hours are logged by the person who gave or received them"
+            )
+        return applied("hours logged: they count once the other side confirms")
+    if entry is None:
+        return no_effect("unknown-entry", "confirms an hours entry that is not known here")
+    if fact.person == entry.logged_by:
+        return no_effect("own-entry", "you cannot confirm your own hours")
+    other = entry.receiver if entry.logged_by == entry.giver else entry.giver
+    if entry.status == "pending" or not _is(fact, other):
+        return no_effect(
+            "not-a-party", "only the other side of the entry (who gave or received) confirms it"
+        )
+    first = min(
+        (
+            f
+            for f in facts
+            if f.kind == "hours.confirmed"
+            and f.subject == entry.id
+            and f.person != entry.logged_by
+            and _is(f, other)
+        ),
+        key=order,
+    )
+    if first.id != fact.id:
+        return no_effect("already-confirmed", "the entry was already confirmed")
+    return applied("hours confirmed: both balances changed")

@@ -94,7 +94,10 @@ def pods(tmp_path: Path) -> Iterator[Pods]:
 
 
 def last_id(output: str) -> str:
-    return output.splitlines()[0].split()[-1]
+    first = output.splitlines()[0]
+    if " recorded: " in first:  # "<kind> recorded: <id> — <what it did>"
+        return first.split(" recorded: ")[1].split()[0]
+    return first.split()[-1]
 
 
 def test_a_referral_from_the_command_line_with_sealed_details(pods: Pods) -> None:

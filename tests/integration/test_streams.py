@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import websockets
 
 from protocol.crypto import SigningKey
+from protocol.envelope import encode_envelope, event_id
 from protocol.tokens import make_token
 from tests.integration.conftest import Pod, Poster, StalledClient, member
 
@@ -235,8 +237,11 @@ async def test_a_slow_consumer_is_cut_with_a_resume_cursor_and_the_fast_one_is_n
     assert len(fast_seen) == total == len(set(fast_seen))
 
 
-async def test_bad_frames_get_reasons_and_the_connection_keeps_working(running: Pod) -> None:
+async def test_bad_frames_get_reasons_and_the_connection_keeps_working(
+    running: Pod, tmp_path: Path
+) -> None:
     pod = running
+    poster = Poster(pod.url, member(pod, tmp_path, "ada"), info(pod)["pod"])
     async with websockets.connect(ws_url(pod), max_size=WS_MAX) as ws:
         await challenge(ws)
         cases = [
@@ -271,6 +276,13 @@ async def test_bad_frames_get_reasons_and_the_connection_keeps_working(running: 
         await ws.send(json.dumps(["EVENT", {"head": "{}", "sig": "x", "body": None}]))
         frame = json.loads(await ws.recv())
         assert frame[0] == "OK" and frame[2] is False and frame[3].startswith("invalid:head")
+        # an accepted event says what it did: a claim on a need the node does not know is
+        # stored, with no effect, and the reason
+        claim = poster.sign("claim.made", {"need": "A" * 43})
+        await ws.send(json.dumps(["EVENT", msgspec.json.decode(encode_envelope(claim))]))
+        frame = json.loads(await ws.recv())
+        assert frame[:4] == ["OK", event_id(claim.head), True, None]
+        assert frame[4]["ok"] is False and frame[4]["reason"] == "effect:unknown-need"
     assert httpx.get(pod.url + "/healthz").status_code == 200
 
 

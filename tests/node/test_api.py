@@ -92,8 +92,9 @@ async def test_post_one_envelope(api: Api) -> None:
     env = api.pod.need(ada(api), "Soup")
     response = await api.client.post("/v1/events", content=encode_envelope(env))
     assert response.status_code == 200
-    # A plain acceptance has no reason (docs/protocol.md §8).
-    assert response.json() == {"results": [{"id": event_id(env), "ok": True}]}
+    # A plain acceptance has no reason (docs/protocol.md §8), and says what it did.
+    applied = {"ok": True, "reason": "applied", "message": "need posted"}
+    assert response.json() == {"results": [{"id": event_id(env), "ok": True, "effect": applied}]}
     again = await api.client.post("/v1/events", content=encode_envelope(env))
     assert again.json()["results"] == [{"id": event_id(env), "ok": True, "reason": "duplicate"}]
 

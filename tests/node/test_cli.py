@@ -424,7 +424,15 @@ def test_member_add_key_file_roles(tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     # Adding the same key again is a new roster event (a role change), not an error.
     _add_member(data, key)
-    assert "member.added recorded" in capsys.readouterr().out
+    assert "member.added recorded" in capsys.readouterr().out.replace(
+        "— member updated: new role or box key", ""
+    )
+    # With nothing new, it is stored but changes nothing: said on stderr, exit 1.
+    argv = ["member", "add", "--dir", str(data.path), "--key-file", str(key)]
+    assert main(argv) == 1
+    assert "member already added, with this role and key (effect:already-member)" in (
+        capsys.readouterr().err
+    )
 
     async def roles() -> str | None:
         node = Node(data)
@@ -483,7 +491,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def recorded_id(out: str, kind: str) -> str:
     prefix = f"{kind} recorded: "
     [line] = [line for line in out.splitlines() if line.startswith(prefix)]
-    return line[len(prefix) :]
+    return line[len(prefix) :].split(" — ")[0]
 
 
 def test_member_add_and_every_post_against_a_running_node(
@@ -538,6 +546,24 @@ def test_member_add_and_every_post_against_a_running_node(
         need,
     )
     post(ada_path, "confirm", "--entry", entry)
+
+    def no_effect(key: Path, what: str, *args: str) -> str:
+        argv = ["post", what, "--key", str(key), "--url", served.url, *args]
+        assert main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        [line] = captured.err.splitlines()
+        assert line.startswith("kith: ") and "is stored, but it changed nothing: " in line
+        return line
+
+    assert "you cannot confirm your own hours (effect:own-entry)" in no_effect(
+        bo_path, "confirm", "--entry", entry
+    )
+    assert "the entry was already confirmed" in no_effect(ada_path, "confirm", "--entry", entry)
+    assert "the need is already fulfilled" in no_effect(
+        ada_path, "fulfil", "--need", need, "--minutes", "5"
+    )
+    assert "(effect:unknown-need)" in no_effect(bo_path, "claim", "--need", entry)
     other = post(ada_path, "need", "--title", "Soup", "--category", "food")
     post(ada_path, "withdraw", "--need", other)
     post(ada_path, "need", "--title", "Public", "--category", "goods", "--scope", "public")

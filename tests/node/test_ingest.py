@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from node import projections
 from node.ingest import Committed, Ingestor, Result
+from node.projections.effects import applied
 from node.store.base import Placement
 from node.store.sqlite import SQLiteStore
 from protocol.codec import b64e
@@ -28,6 +29,8 @@ from protocol.validate import CLIENT, IMPORT, from_peer
 from tests.node.conftest import NOW_MS, FakeClock, PodBuilder, event_id, signing_key
 
 # --- helpers ---------------------------------------------------------------------------
+
+POSTED = applied("need posted")
 
 
 async def stored_body(store: SQLiteStore, eid: str) -> Any:
@@ -81,7 +84,7 @@ async def test_accept_stores_projects_and_advances_the_log(
     env = pod.need(ada, "Groceries", area="Elm & 5th")
     [result] = await ingestor.submit([env], CLIENT)
     eid = event_id(env)
-    assert result == Result(id=eid, ok=True)
+    assert result == Result(id=eid, ok=True, effect=POSTED)
     stored = await store.get(eid)
     assert stored is not None and stored.placement == Placement.LOG
     assert stored.envelope == encode_envelope(env)  # the exact bytes, not a re-encoding
@@ -144,7 +147,10 @@ async def test_concurrent_repeats_from_two_submitters_do_not_flag_a_fork(
     first, second = await asyncio.gather(
         ingestor.submit([a1, a2], IMPORT), ingestor.submit([a1], IMPORT)
     )
-    assert first == [Result(id=event_id(a1), ok=True), Result(id=event_id(a2), ok=True)]
+    assert first == [
+        Result(id=event_id(a1), ok=True, effect=POSTED),
+        Result(id=event_id(a2), ok=True, effect=POSTED),
+    ]
     assert second[0].ok and second[0].reason in (None, "duplicate")
     assert ingestor.forked_logs == set()
 
@@ -856,7 +862,9 @@ async def test_concurrent_submissions_are_group_committed(
 
     monkeypatch.setattr(store, "transact", counting)
     results = await asyncio.gather(*(ingestor.submit([env], CLIENT) for env in needs))
-    assert [r for [r] in results] == [Result(id=event_id(env), ok=True) for env in needs]
+    assert [r for [r] in results] == [
+        Result(id=event_id(env), ok=True, effect=POSTED) for env in needs
+    ]
     assert await store.known_ids(event_id(env) for env in needs) == {event_id(e) for e in needs}
     assert transactions < len(needs) / 4  # many submissions shared each commit
 

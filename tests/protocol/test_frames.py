@@ -654,6 +654,8 @@ def test_documented_frames() -> None:
     assert ok_frame(NEED, True, None) == f'["OK","{NEED}",true,null]'
     assert ok_frame(None, False, "invalid:json") == '["OK",null,false,"invalid:json"]'
     assert ok_frame(NEED, True, "duplicate") == f'["OK","{NEED}",true,"duplicate"]'
+    effect = {"ok": False, "reason": "effect:unknown-need", "message": "claims an unknown need"}
+    assert decoded(ok_frame(NEED, True, None, effect)) == ["OK", NEED, True, None, effect]
 
 
 @given(st.text(), st.text(), st.integers(0, 2**53))
