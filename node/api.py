@@ -28,6 +28,7 @@ from node.http import Problem, node_of, problem
 from node.ingest import Result
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
+from node.proposal_routes import PROPOSAL_ROUTES
 from node.store.base import EventQuery, StoredEvent, WireEvent
 from node.streams import stream_handler
 from protocol.envelope import Envelope
@@ -508,6 +509,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             federation_handler,
             federation_sync,
             *OVERFLOW_ROUTES,
+            *PROPOSAL_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

@@ -565,24 +565,22 @@ class _Batch:
         if projectable and roster is not None:
             person = roster.person_of(head.author) or head.author
             role = roster.role_of(head.author) or "member"
-            effect = (
-                projections.apply(
-                    txn.connection,
-                    projections.ProjectionInput(
-                        id=event.id,
-                        pod=head.pod,
-                        author=head.author,
-                        person=person,
-                        role=role,
-                        scope=head.scope,
-                        seq=head.seq,
-                        ts=head.ts,
-                        kind=head.kind,
-                        body=struct if body is not None else None,
-                    ),
-                )
-                or effect
+            projected = projections.apply(
+                txn.connection,
+                projections.ProjectionInput(
+                    id=event.id,
+                    pod=head.pod,
+                    author=head.author,
+                    person=person,
+                    role=role,
+                    scope=head.scope,
+                    seq=head.seq,
+                    ts=head.ts,
+                    kind=head.kind,
+                    body=struct if body is not None else None,
+                ),
             )
+            effect = projected if effect is None else effect  # the roster's, the redaction's
             if erase:
                 projections.redact(txn.connection, event.id)
                 effect = no_effect("erased", "stored without its body: it was erased already")

@@ -7,6 +7,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``pod`` — ``init``, ``serve``, ``demo``
 - ``members`` — ``key new``, ``member add``
 - ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|withdraw``
+- ``proposals`` — ``proposal open|vote|list|show``
 - ``tail`` — ``tail``
 - ``data`` — ``export``, ``import``, ``verify``, ``backup``, ``migrate``
 - ``peers`` — ``peer add|list|remove``, ``sync``
@@ -39,7 +40,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from node.cli import data, members, overflow, peers, pod, posts, tail
+from node.cli import data, members, overflow, peers, pod, posts, proposals, tail
 from node.cli.pod import _serve
 from node.cli.posts import _post_body
 from protocol.reasons import KithError
@@ -48,7 +49,7 @@ from protocol.reasons import KithError
 __all__ = ["COMMANDS", "_glue_ids", "_post_body", "_serve", "build_parser", "main"]
 
 #: The command modules, in the order ``kith --help`` lists their commands.
-COMMANDS = (pod, members, posts, tail, data, peers, overflow)
+COMMANDS = (pod, members, posts, proposals, tail, data, peers, overflow)
 
 
 def _err(message: str) -> None:

@@ -1,4 +1,4 @@
-"""Read models — needs, offers, the time bank, referrals between pods — kept in the write txn.
+"""Read models — needs, offers, the time bank, referrals, proposals — kept in the write txn.
 
 Projections are pure functions of the event **set** (DESIGN §5): the same events applied in
 any order, on any node, give the same rows and the same ``projection_hash``. Each accepted
@@ -27,9 +27,11 @@ from node.projections.sqlite import (
     apply,
     clearing_totals,
     get_need,
+    get_proposal,
     get_referral,
     list_needs,
     list_offers,
+    list_proposals,
     list_referrals,
     needs_for_referral,
     projection_hash,
@@ -64,9 +66,11 @@ __all__ = [
     "apply",
     "clearing_totals",
     "get_need",
+    "get_proposal",
     "get_referral",
     "list_needs",
     "list_offers",
+    "list_proposals",
     "list_referrals",
     "needs_for_referral",
     "projection_hash",

@@ -36,6 +36,7 @@ from protocol.kinds import (
     FulfilmentRecorded,
     HoursConfirmed,
     HoursLogged,
+    MemberAdded,
     NeedPosted,
     NeedUpdated,
     NeedWithdrawn,
@@ -46,7 +47,9 @@ from protocol.kinds import (
     OverflowOffered,
     OverflowReferred,
     OverflowReturned,
+    ProposalOpened,
     TimeWindow,
+    VoteCast,
     shown_category,
 )
 
@@ -66,7 +69,7 @@ __all__ = [
 COORDINATING_ROLES: frozenset[str] = frozenset({"root", "node", "coordinator"})
 
 #: Which read model a fact feeds.
-Family = Literal["need", "offer", "hours", "referral"]
+Family = Literal["need", "offer", "hours", "referral", "proposal", "member"]
 
 
 class ProjectionInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +125,10 @@ class FactData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     peer_pod: str | None = None
     recipients: tuple[str, ...] | None = None  # box keys a sealed field is addressed to
     note: str | None = None  # a coordinator's note on an offer, or a return's reason
+    # collective decisions
+    options: tuple[str, ...] | None = None
+    closes_at: int | None = None
+    option: int | None = None
 
 
 class Fact(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,6 +245,11 @@ def _clearing(b: ClearingRecorded) -> _Read:
     return b.referral, None, FactData(peer_pod=b.peer_pod, minutes=b.minutes)
 
 
+def _proposal(b: ProposalOpened) -> _Read:
+    data = FactData(title=b.title, details=b.details, options=b.options, closes_at=b.closes_at)
+    return None, None, data
+
+
 #: kind → (body type, family, reader). Kinds not listed are not projected here.
 _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = MappingProxyType(
     {
@@ -270,11 +282,21 @@ _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = Mapp
             lambda b: (b.referral, None, FactData(note=b.reason)),
         ),
         "clearing.recorded": (ClearingRecorded, "referral", _clearing),
+        "proposal.opened": (ProposalOpened, "proposal", _proposal),
+        "vote.cast": (
+            VoteCast,
+            "proposal",
+            lambda b: (b.proposal, None, FactData(option=b.option)),
+        ),
+        # Who was a member from when: proposals count the votes of members as of their opening.
+        "member.added": (MemberAdded, "member", lambda b: (b.key, None, FactData())),
     }
 )
 
 #: Kinds whose subject is the event itself, known from the head alone.
-_SELF_SUBJECT = frozenset({"need.posted", "offer.posted", "hours.logged", "overflow.referred"})
+_SELF_SUBJECT = frozenset(
+    {"need.posted", "offer.posted", "hours.logged", "overflow.referred", "proposal.opened"}
+)
 
 
 def family_of(kind: str) -> Family:

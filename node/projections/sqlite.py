@@ -47,6 +47,11 @@ from node.projections.overflow import (
     explain_referral,
     shown_state,
 )
+from node.projections.proposals import (
+    ProposalView,
+    derive_proposal,
+    explain_proposal,
+)
 from node.projections.timebank import (
     HoursEntry,
     balance_changes,
@@ -64,9 +69,11 @@ __all__ = [
     "apply",
     "clearing_totals",
     "get_need",
+    "get_proposal",
     "get_referral",
     "list_needs",
     "list_offers",
+    "list_proposals",
     "list_referrals",
     "needs_for_referral",
     "projection_hash",
@@ -150,6 +157,16 @@ CREATE TABLE IF NOT EXISTS pj_clearing (
     ts INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_clearing_referral ON pj_clearing (referral);
+CREATE TABLE IF NOT EXISTS pj_proposals (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    closes_at INTEGER NOT NULL,
+    view TEXT NOT NULL,
+    scope TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_proposals_closes ON pj_proposals (pod, closes_at, id);
+CREATE INDEX IF NOT EXISTS pj_facts_votes ON pj_facts (person) WHERE kind = 'vote.cast';
 CREATE TABLE IF NOT EXISTS pj_balances (
     pod TEXT NOT NULL,
     person TEXT NOT NULL,
@@ -168,6 +185,7 @@ _TABLES = (
     "pj_balances",
     "pj_referrals",
     "pj_clearing",
+    "pj_proposals",
 )
 
 #: The materialized state the hash covers, each table in primary-key order. Facts are not
@@ -179,6 +197,7 @@ _HASHED = (
     "SELECT pod, person, given, received FROM pj_balances ORDER BY pod, person",
     "SELECT id, pod, ts, state, need, to_pod, valid, view FROM pj_referrals ORDER BY id",
     "SELECT id, referral, pod, peer_pod, minutes, ts FROM pj_clearing ORDER BY id",
+    "SELECT id, pod, ts, closes_at, view, scope FROM pj_proposals ORDER BY id",
 )
 
 _FACT_COLUMNS = "id, pod, kind, person, author, role, ts, subject, ref, data, scope"
@@ -196,6 +215,7 @@ _data_decoder = msgspec.json.Decoder(FactData)
 _need_decoder = msgspec.json.Decoder(NeedView)
 _offer_decoder = msgspec.json.Decoder(OfferView)
 _referral_decoder = msgspec.json.Decoder(ReferralView)
+_proposal_decoder = msgspec.json.Decoder(ProposalView)
 _encoder = msgspec.json.Encoder()
 
 
@@ -456,6 +476,48 @@ def _recompute_referral(conn: sqlite3.Connection, referral_id: str, about: Fact 
     return effect
 
 
+def _recompute_proposal(conn: sqlite3.Connection, proposal_id: str, about: Fact | None) -> Effect:
+    facts = _facts_about(conn, proposal_id)
+    voters = sorted({f.person for f in facts if f.kind == "vote.cast"})
+    if voters:  # when each voter joined: only members as of the opening count
+        marks = ",".join("?" * len(voters))
+        rows = conn.execute(
+            f"SELECT {_FACT_COLUMNS} FROM pj_facts WHERE kind = 'member.added'"
+            f" AND subject IN ({marks})",
+            voters,
+        )
+        facts += [_fact(row) for row in rows]
+    view = derive_proposal(proposal_id, facts)
+    effect = _NOT_ASKED if about is None else explain_proposal(about, view, facts)
+    if view is None:
+        return effect
+    conn.execute(
+        "INSERT OR REPLACE INTO pj_proposals (id, pod, ts, closes_at, view, scope)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            view.id,
+            view.pod,
+            view.ts,
+            view.closes_at,
+            _encoder.encode(view).decode(),
+            view.scope,
+        ),
+    )
+    return effect
+
+
+def _recompute_member(conn: sqlite3.Connection, member: str, about: Fact | None) -> Effect:
+    """A ``member.added`` arrived: the proposals that person voted on may count them now."""
+    rows = conn.execute(
+        "SELECT DISTINCT subject FROM pj_facts WHERE kind = 'vote.cast' AND person = ?"
+        " AND subject IS NOT NULL",
+        (member,),
+    )
+    for (proposal_id,) in rows.fetchall():
+        _recompute_proposal(conn, proposal_id, None)
+    return _NOT_ASKED  # the roster says what a member.added did (node/roster.py)
+
+
 #: What a recompute answers when no fact asked (a redaction, a rebuild): never shown.
 _NOT_ASKED = applied()
 
@@ -464,6 +526,8 @@ _RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str, Fact | None], Eff
     "offer": _recompute_offer,
     "hours": _recompute_hours,
     "referral": _recompute_referral,
+    "proposal": _recompute_proposal,
+    "member": _recompute_member,
 }
 
 #: What a fact whose subject is not known here did (nothing), per family.
@@ -472,6 +536,8 @@ _EXPLAIN_UNKNOWN: Mapping[Family, Callable[[Fact], Effect]] = {
     "offer": lambda fact: explain_offer(fact, None, ()),
     "hours": lambda fact: explain_entry(fact, None, ()),
     "referral": lambda fact: explain_referral(fact, None),
+    "proposal": lambda fact: explain_proposal(fact, None, ()),
+    "member": lambda fact: _NOT_ASKED,
 }
 
 
@@ -665,3 +731,48 @@ def projection_hash(conn: sqlite3.Connection) -> str:
             digest.update(_encoder.encode(tuple(row)))
             digest.update(b"\n")
     return b64e(digest.digest())
+
+
+def list_proposals(
+    conn: sqlite3.Connection,
+    *,
+    pod: str,
+    now_ms: int,
+    state: str | None = None,
+    scopes: Sequence[str] | None = None,
+    limit: int = 100,
+) -> list[ProposalView]:
+    """A pod's proposals: open ones soonest to close first, then closed ones latest first.
+
+    ``state`` is ``open`` or ``closed`` at ``now_ms`` (read-time, never stored)."""
+    where, params = ["pod = ?"], list[object]([pod])
+    _scopes(where, params, scopes)
+    clause = " AND ".join(where)
+    limit = max(0, min(limit, MAX_PAGE))
+    parts: list[tuple[str, list[object]]] = []
+    if state in (None, "open"):
+        parts.append(
+            (
+                f"SELECT view FROM pj_proposals WHERE {clause} AND closes_at >= ?"
+                " ORDER BY closes_at, id LIMIT ?",
+                [*params, now_ms, limit],
+            )
+        )
+    if state in (None, "closed"):
+        parts.append(
+            (
+                f"SELECT view FROM pj_proposals WHERE {clause} AND closes_at < ?"
+                " ORDER BY closes_at DESC, id DESC LIMIT ?",
+                [*params, now_ms, limit],
+            )
+        )
+    out: list[ProposalView] = []
+    for sql, args in parts:
+        out += [_proposal_decoder.decode(row[0]) for row in conn.execute(sql, args)]
+    return out[:limit]
+
+
+def get_proposal(conn: sqlite3.Connection, proposal_id: str) -> ProposalView | None:
+    """One proposal, or ``None``."""
+    row = conn.execute("SELECT view FROM pj_proposals WHERE id = ?", (proposal_id,)).fetchone()
+    return None if row is None else _proposal_decoder.decode(row[0])

@@ -2,7 +2,8 @@
 
 A scenario is a realistic little pod history — needs with updates, claims, competing
 acceptances, withdrawals and fulfilments; offers; time-bank entries logged and confirmed by
-the right and the wrong people; events from a neighbour pod; erasures — generated so that it
+the right and the wrong people; members joining around proposals, and votes in and out of
+time; events from a neighbour pod; erasures — generated so that it
 also holds the awkward cases (facts before their subjects, ties on ``ts``, invalid signers).
 """
 
@@ -38,6 +39,7 @@ from node.projections import (
     get_need,
     list_needs,
     list_offers,
+    list_proposals,
     projection_hash,
     redact,
     reset,
@@ -52,12 +54,15 @@ from protocol.kinds import (
     FulfilmentRecorded,
     HoursConfirmed,
     HoursLogged,
+    MemberAdded,
     NeedPosted,
     NeedUpdated,
     NeedWithdrawn,
     OfferPosted,
     OfferWithdrawn,
+    ProposalOpened,
     TimeWindow,
+    VoteCast,
     is_redactable,
 )
 
@@ -160,6 +165,19 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         entry = pick(list(sides))
         by = draw(st.sampled_from([*sides.get(entry, []) * 3, *SIGNERS]))
         add("hours.confirmed", HoursConfirmed(entry=entry), by)
+    # collective decisions: who joined when, proposals, and votes in and after time
+    for person in draw(st.lists(st.sampled_from([ALICE, BOB, CAROL, DAVE]), max_size=4)):
+        add("member.added", MemberAdded(key=person.person, role="member", box_key=person.person))
+    proposals = [
+        add(
+            "proposal.opened",
+            ProposalOpened(title="Food boxes", options=("by need", "equal"), closes_at=draw(ts)),
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    for _ in range(draw(st.integers(0, 8))):
+        vote = VoteCast(proposal=pick(proposals), option=draw(st.integers(0, 2)))
+        add("vote.cast", vote)
     add("chat.sent", None)  # a kind nobody here knows
     erasable = [ev.id for ev in events if is_redactable(ev.kind)]
     erased_ids = draw(st.sets(st.sampled_from(erasable)) if erasable else st.just(set()))
@@ -186,6 +204,7 @@ def snapshot(db: sqlite3.Connection) -> Snapshot:
         list_offers(db, now_ms=NOW, include_withdrawn=True, limit=1000),
         timebank(db, pod=POD, limit_minutes=60),
         timebank(db, pod=OTHER_POD),
+        list_proposals(db, pod=POD, now_ms=NOW, limit=1000),
     )
 
 
