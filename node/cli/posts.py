@@ -32,8 +32,9 @@ def print_result(kind: str, result: dict[str, Any]) -> int:
             file=sys.stderr,
         )
         return 1
-    said = f" — {effect['message']}" if effect.get("message") else ""
-    print(f"{kind} recorded: {result['id']}{said}")
+    # The id stays the last word, so scripts that read it keep working.
+    said = f" ({effect['message']})" if effect.get("message") else ""
+    print(f"{kind} recorded{said}: {result['id']}")
     return 0
 
 

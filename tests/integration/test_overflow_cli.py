@@ -94,10 +94,7 @@ def pods(tmp_path: Path) -> Iterator[Pods]:
 
 
 def last_id(output: str) -> str:
-    first = output.splitlines()[0]
-    if " recorded: " in first:  # "<kind> recorded: <id> — <what it did>"
-        return first.split(" recorded: ")[1].split()[0]
-    return first.split()[-1]
+    return output.splitlines()[0].split()[-1]
 
 
 def test_a_referral_from_the_command_line_with_sealed_details(pods: Pods) -> None:
@@ -107,7 +104,7 @@ def test_a_referral_from_the_command_line_with_sealed_details(pods: Pods) -> Non
         "amara", a, "post", "need", "--title", "Ride to dialysis", "--category", "ride",
         "--urgency", "high", "--area", "North", "--address", f"12 Elm {marker}",
     )  # fmt: skip
-    assert "need.posted recorded:" in out and "personal details sealed" in out
+    assert "need.posted recorded (need posted): " in out and "personal details sealed" in out
     need = last_id(out)
     # The coordinator opens the sealed address with their own key file.
     assert f"address: 12 Elm {marker}" in pods.run("cora", a, "details", need)
@@ -151,7 +148,10 @@ def test_a_referral_from_the_command_line_with_sealed_details(pods: Pods) -> Non
     # B's member claims, B's coordinator accepts (re-sealing to the helper), the helper reads.
     claim = last_id(pods.run("bao", b, "post", "claim", "--need", local))
     out = pods.run("bea", b, "post", "accept", "--need", local, "--claim", claim)
-    assert "claim.accepted recorded:" in out and "personal details sealed" in out
+    assert (
+        "claim.accepted recorded (claim accepted: the helper is assigned): " in out
+        and "personal details sealed" in out
+    )
     assert f"address: 12 Elm {marker}" in pods.run("bao", b, "details", local)
     pods.run("bao", b, "post", "fulfil", "--need", local, "--minutes", "50")
 

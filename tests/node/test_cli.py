@@ -307,7 +307,7 @@ def test_life_of_a_pod_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
     # member add: the node is not running, so the event is signed and stored offline.
     _add_member(data, ada_path, "--role", "coordinator")
-    assert "member.added recorded:" in capsys.readouterr().out
+    assert "member.added recorded (member added): " in capsys.readouterr().out
     bo = read_key_file(bo_path)
     argv = [
         "member",
@@ -424,8 +424,8 @@ def test_member_add_key_file_roles(tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     # Adding the same key again is a new roster event (a role change), not an error.
     _add_member(data, key)
-    assert "member.added recorded" in capsys.readouterr().out.replace(
-        "— member updated: new role or box key", ""
+    assert "member.added recorded (member updated: new role or box key): " in (
+        capsys.readouterr().out
     )
     # With nothing new, it is stored but changes nothing: said on stderr, exit 1.
     argv = ["member", "add", "--dir", str(data.path), "--key-file", str(key)]
@@ -489,9 +489,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def recorded_id(out: str, kind: str) -> str:
-    prefix = f"{kind} recorded: "
+    """The id from ``<kind> recorded (<what it did>): <id>``."""
+    prefix = f"{kind} recorded"
     [line] = [line for line in out.splitlines() if line.startswith(prefix)]
-    return line[len(prefix) :].split(" — ")[0]
+    return line.rsplit(": ", 1)[1]
 
 
 def test_member_add_and_every_post_against_a_running_node(
@@ -510,7 +511,7 @@ def test_member_add_and_every_post_against_a_running_node(
         argv = ["post", what, "--key", str(key), "--url", served.url, *args]
         assert main(argv) == 0, capsys.readouterr().err
         out = capsys.readouterr().out
-        kind = out.split(" recorded: ")[0]
+        kind = out.split(" recorded")[0]
         return recorded_id(out, kind)
 
     need = post(

@@ -46,8 +46,8 @@ def test_a_pod_decides_how_to_share_the_food_boxes(
         "2d",
     )
     assert code == 0, err
-    assert "proposal.opened recorded: " in out and "votes count until" in out
-    proposal = out.split("recorded: ")[1].split()[0]
+    assert "proposal.opened recorded (proposal opened: " in out and "votes count until" in out
+    proposal = out.splitlines()[0].split()[-1]
 
     assert kith("bao", "vote", proposal, "2")[0] == 0
     code, out, _ = kith(
