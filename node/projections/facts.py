@@ -34,6 +34,9 @@ from protocol.kinds import (
     ClaimWithdrawn,
     ClearingRecorded,
     FulfilmentRecorded,
+    GatheringCancelled,
+    GatheringRsvp,
+    GatheringScheduled,
     HoursConfirmed,
     HoursLogged,
     NeedPosted,
@@ -48,6 +51,7 @@ from protocol.kinds import (
     OverflowReturned,
     TimeWindow,
 )
+from protocol.sealed import SealedField
 
 __all__ = [
     "COORDINATING_ROLES",
@@ -65,7 +69,7 @@ __all__ = [
 COORDINATING_ROLES: frozenset[str] = frozenset({"root", "node", "coordinator"})
 
 #: Which read model a fact feeds.
-Family = Literal["need", "offer", "hours", "referral"]
+Family = Literal["need", "offer", "hours", "referral", "gathering"]
 
 
 class ProjectionInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +125,13 @@ class FactData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     peer_pod: str | None = None
     recipients: tuple[str, ...] | None = None  # box keys a sealed field is addressed to
     note: str | None = None  # a coordinator's note on an offer, or a return's reason
+    # gatherings
+    gathering_kind: str | None = None
+    place: str | None = None
+    # The one sealed value kept: a gathering's place, as ciphertext for members' clients to
+    # open. It was validated on ingest, so decoding it from our own table cannot fail.
+    place_sealed: SealedField | None = None
+    answer: str | None = None
 
 
 class Fact(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,6 +243,19 @@ def _clearing(b: ClearingRecorded) -> _Read:
     return b.referral, None, FactData(peer_pod=b.peer_pod, minutes=b.minutes)
 
 
+def _gathering_scheduled(b: GatheringScheduled) -> _Read:
+    data = FactData(
+        title=b.title,
+        details=b.details,
+        gathering_kind=b.kind,
+        window=_span(b.window),
+        place=b.place,
+        place_sealed=b.place_sealed,
+        capacity=b.capacity,
+    )
+    return None, None, data
+
+
 #: kind → (body type, family, reader). Kinds not listed are not projected here.
 _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = MappingProxyType(
     {
@@ -264,11 +288,24 @@ _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = Mapp
             lambda b: (b.referral, None, FactData(note=b.reason)),
         ),
         "clearing.recorded": (ClearingRecorded, "referral", _clearing),
+        "gathering.scheduled": (GatheringScheduled, "gathering", _gathering_scheduled),
+        "gathering.cancelled": (
+            GatheringCancelled,
+            "gathering",
+            lambda b: (b.gathering, None, FactData(note=b.reason)),
+        ),
+        "gathering.rsvp": (
+            GatheringRsvp,
+            "gathering",
+            lambda b: (b.gathering, None, FactData(answer=b.answer)),
+        ),
     }
 )
 
 #: Kinds whose subject is the event itself, known from the head alone.
-_SELF_SUBJECT = frozenset({"need.posted", "offer.posted", "hours.logged", "overflow.referred"})
+_SELF_SUBJECT = frozenset(
+    {"need.posted", "offer.posted", "hours.logged", "overflow.referred", "gathering.scheduled"}
+)
 
 
 def family_of(kind: str) -> Family:

@@ -38,6 +38,7 @@ from node.projections.facts import (
     fact_of,
     family_of,
 )
+from node.projections.gatherings import GatheringView, derive_gathering, is_upcoming
 from node.projections.needs import derive_need, need_status_at
 from node.projections.offers import derive_offer, offer_status_at
 from node.projections.overflow import ReferralView, derive_referral, shown_state
@@ -51,8 +52,11 @@ __all__ = [
     "SCHEMA",
     "apply",
     "clearing_totals",
+    "facts_about",
+    "get_gathering",
     "get_need",
     "get_referral",
+    "list_gatherings",
     "list_needs",
     "list_offers",
     "list_referrals",
@@ -138,6 +142,16 @@ CREATE TABLE IF NOT EXISTS pj_clearing (
     ts INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_clearing_referral ON pj_clearing (referral);
+CREATE TABLE IF NOT EXISTS pj_gatherings (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    window_end INTEGER,
+    view TEXT NOT NULL,
+    scope TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_gatherings_pod ON pj_gatherings (pod, ts, id);
 CREATE TABLE IF NOT EXISTS pj_balances (
     pod TEXT NOT NULL,
     person TEXT NOT NULL,
@@ -156,6 +170,7 @@ _TABLES = (
     "pj_balances",
     "pj_referrals",
     "pj_clearing",
+    "pj_gatherings",
 )
 
 #: The materialized state the hash covers, each table in primary-key order. Facts are not
@@ -167,6 +182,7 @@ _HASHED = (
     "SELECT pod, person, given, received FROM pj_balances ORDER BY pod, person",
     "SELECT id, pod, ts, state, need, to_pod, valid, view FROM pj_referrals ORDER BY id",
     "SELECT id, referral, pod, peer_pod, minutes, ts FROM pj_clearing ORDER BY id",
+    "SELECT id, pod, ts, status, window_end, view, scope FROM pj_gatherings ORDER BY id",
 )
 
 _FACT_COLUMNS = "id, pod, kind, person, author, role, ts, subject, ref, data, scope"
@@ -184,6 +200,7 @@ _data_decoder = msgspec.json.Decoder(FactData)
 _need_decoder = msgspec.json.Decoder(NeedView)
 _offer_decoder = msgspec.json.Decoder(OfferView)
 _referral_decoder = msgspec.json.Decoder(ReferralView)
+_gathering_decoder = msgspec.json.Decoder(GatheringView)
 _encoder = msgspec.json.Encoder()
 
 
@@ -414,11 +431,31 @@ def _recompute_referral(conn: sqlite3.Connection, referral_id: str) -> None:
         pending.extend(row[0] for row in children)
 
 
+def _recompute_gathering(conn: sqlite3.Connection, gathering_id: str) -> None:
+    view = derive_gathering(gathering_id, _facts_about(conn, gathering_id))
+    if view is None:
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO pj_gatherings (id, pod, ts, status, window_end, view, scope)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            view.id,
+            view.pod,
+            view.ts,
+            view.status,
+            None if view.window is None else view.window.end,
+            _encoder.encode(view).decode(),
+            view.scope,
+        ),
+    )
+
+
 _RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str], None]] = {
     "need": _recompute_need,
     "offer": _recompute_offer,
     "hours": _recompute_hours,
     "referral": _recompute_referral,
+    "gathering": _recompute_gathering,
 }
 
 
@@ -538,6 +575,49 @@ def list_offers(
             view if status == view.status else msgspec.structs.replace(view, status=status)
         )
     return offers
+
+
+def list_gatherings(
+    conn: sqlite3.Connection,
+    *,
+    now_ms: int,
+    upcoming: bool = False,
+    status: str | None = None,
+    pod: str | None = None,
+    limit: int = 100,
+    after: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> list[GatheringView]:
+    """Gatherings, newest first; ``upcoming`` keeps the scheduled ones whose window has not
+    ended at ``now_ms``; ``status`` is ``scheduled`` or ``cancelled``."""
+    where: list[str] = []
+    params: list[object] = []
+    if upcoming:
+        where.append("status = 'scheduled' AND window_end >= ?")
+        params.append(now_ms)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if pod is not None:
+        where.append("pod = ?")
+        params.append(pod)
+    _scopes(where, params, scopes)
+    sql = _page(where, params, "pj_gatherings", after, limit)
+    views = [_gathering_decoder.decode(row[0]) for row in conn.execute(sql, params)]
+    # The SQL filter and the pure rule must agree; the pure one is the definition.
+    return [v for v in views if is_upcoming(v, now_ms)] if upcoming else views
+
+
+def get_gathering(conn: sqlite3.Connection, gathering_id: str) -> GatheringView | None:
+    """One gathering, or ``None`` if it is not known (yet)."""
+    row = conn.execute("SELECT view FROM pj_gatherings WHERE id = ?", (gathering_id,)).fetchone()
+    return None if row is None else _gathering_decoder.decode(row[0])
+
+
+def facts_about(conn: sqlite3.Connection, subject: str) -> list[Fact]:
+    """Every fact about one subject (a need, an offer, a gathering …), for read-time questions
+    such as an event's effect or a calendar entry's revision."""
+    return _facts_about(conn, subject)
 
 
 def timebank(
