@@ -82,7 +82,12 @@ def window(start_h: int, end_h: int) -> dict[str, int]:
 async def test_gatherings_by_reader_with_answers_and_cancellation(elm: Pod) -> None:
     ada, bo, cy = elm.key("ada"), elm.key("bo"), elm.key("cy")
     keys = (await elm.client.get(f"/v1/pods/{elm.pod.id}/keys")).json()
-    place = seal_for("12 Elm St", list(keys["members"].values()), "gathering.scheduled", "place")
+    place = seal_for(
+        {"place": "12 Elm St"},
+        list(keys["members"].values()),
+        "gathering.scheduled",
+        "place_sealed",
+    )
     public = elm.pod.sign(
         ada,
         "gathering.scheduled",
