@@ -239,3 +239,16 @@ async def test_private_feeds_are_capabilities(elm: Pod) -> None:
     before = (await elm.client.get("/.well-known/kith")).json()["projection_hash"]
     await elm.client.post("/v1/calendar/feeds", headers=elm.auth(bo))
     assert (await elm.client.get("/.well-known/kith")).json()["projection_hash"] == before
+
+
+async def test_a_place_sealed_to_an_outsider_is_refused(elm: Pod) -> None:
+    outsider = elm.pod.key("stranger").public_b64
+    place = seal_for({"place": "12 Elm St"}, [outsider], "gathering.scheduled", "place_sealed")
+    env = elm.pod.sign(
+        elm.key("ada"),
+        "gathering.scheduled",
+        {"title": "Supper", "kind": "meeting", "window": window(1, 2), "place_sealed": place},
+    )
+    body = b'{"events":[' + encode_envelope(env) + b"]}"
+    [result] = (await elm.client.post("/v1/events", content=body)).json()["results"]
+    assert (result["ok"], result["reason"]) == (False, "invalid:sealed-recipients")
