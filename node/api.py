@@ -23,7 +23,9 @@ from litestar.response import Stream
 from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes, visible
 from node.app import VERSION, Node
+from node.calendar_routes import CALENDAR_ROUTES
 from node.federation import LitestarChannel
+from node.gathering_routes import GATHERING_ROUTES
 from node.http import Problem, node_of, problem
 from node.ingest import Result
 from node.overflow import coordinator_box_keys
@@ -510,6 +512,8 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             federation_sync,
             *OVERFLOW_ROUTES,
             *PROPOSAL_ROUTES,
+            *GATHERING_ROUTES,
+            *CALENDAR_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

@@ -96,6 +96,7 @@ _SEALED_FIELDS: dict[str, tuple[str, Literal["members", "to_pod_coordinators"]]]
     "claim.accepted": ("personal", "members"),
     "profile.set": ("contact", "members"),
     "report.filed": ("sealed", "members"),
+    "gathering.scheduled": ("place_sealed", "members"),
     "overflow.assigned": ("details", "to_pod_coordinators"),
 }
 

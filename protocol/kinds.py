@@ -62,6 +62,10 @@ __all__ = [
     "EventId",
     "EventRedacted",
     "FulfilmentRecorded",
+    "GatheringCancelled",
+    "GatheringKind",
+    "GatheringRsvp",
+    "GatheringScheduled",
     "HoursConfirmed",
     "HoursLogged",
     "Key",
@@ -88,6 +92,7 @@ __all__ = [
     "ReferralSummary",
     "ReportFiled",
     "Role",
+    "RsvpAnswer",
     "Scope",
     "TimeWindow",
     "Urgency",
@@ -441,6 +446,53 @@ class VoteCast(Body, frozen=True, kw_only=True):
     option: Annotated[int, msgspec.Meta(ge=0, le=9)]
 
 
+# --- gatherings: circles, support groups, skill shares, food distributions ---------------
+
+#: What a gathering is for.
+GatheringKind = Literal[
+    "healing_circle", "peer_support", "skill_share", "food_distribution", "meeting", "other"
+]
+#: A member's answer to a gathering.
+RsvpAnswer = Literal["yes", "no", "maybe"]
+#: Where a gathering meets, said in public: a hall, a park, "online" — never a home address.
+Place = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class GatheringScheduled(Body, frozen=True, kw_only=True):
+    """A member schedules a gathering of the pod during ``window``. Redactable.
+
+    The place is either ``place`` (public text) or ``place_sealed`` (a JSON string sealed to
+    the pod's members, for a place that must not be public, e.g. someone's home) — at most one.
+    ``capacity`` is shown, never enforced: nobody's yes is refused.
+    """
+
+    title: Title
+    kind: GatheringKind
+    window: TimeWindow
+    place: Place | None = None
+    place_sealed: SealedField | None = None
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    details: Details | None = None
+
+    def __post_init__(self) -> None:
+        if self.place is not None and self.place_sealed is not None:
+            raise _BodyRule("give `place` or `place_sealed`, not both", field="place_sealed")
+
+
+class GatheringCancelled(Body, frozen=True, kw_only=True):
+    """The gathering's organiser (or a coordinator) calls it off."""
+
+    gathering: EventId
+    reason: Reason | None = None
+
+
+class GatheringRsvp(Body, frozen=True, kw_only=True):
+    """A member says whether they come; a person's latest answer (by ``(ts, id)``) counts."""
+
+    gathering: EventId
+    answer: RsvpAnswer
+
+
 # --- overflow between pods (coordinators or the node key, never the requester) -----------
 
 
@@ -581,6 +633,9 @@ BODY_TYPES: Mapping[str, type[Body]] = MappingProxyType(
         "hours.confirmed": HoursConfirmed,
         "proposal.opened": ProposalOpened,
         "vote.cast": VoteCast,
+        "gathering.scheduled": GatheringScheduled,
+        "gathering.cancelled": GatheringCancelled,
+        "gathering.rsvp": GatheringRsvp,
         "overflow.referred": OverflowReferred,
         "overflow.offered": OverflowOffered,
         "overflow.assigned": OverflowAssigned,
@@ -611,7 +666,13 @@ def _known(*patterns: str) -> frozenset[str]:
     return frozenset(k for k in KNOWN_KINDS if any(kind_matches(p, k) for p in patterns))
 
 
-_REDACTABLE_PATTERNS = ("need.*", "offer.*", "profile.set", "report.filed")
+_REDACTABLE_PATTERNS = (
+    "need.*",
+    "offer.*",
+    "profile.set",
+    "report.filed",
+    "gathering.scheduled",  # a title, details and a place: content (docs/decisions.md D31)
+)
 
 #: Kinds that define who may sign what; public scope, synced first.
 ROSTER_KINDS = _known("pod.created", "pod.root_rotated", "node.key", "member.*")

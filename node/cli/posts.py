@@ -53,14 +53,23 @@ def _post_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         body = {"title": args.title, "category": args.category, "urgency": args.urgency, **optional}
         if args.minutes:
             body["minutes_estimate"] = args.minutes
+        windows = _windows(args)
+        if len(windows) > 1:
+            raise KithError("a need has one time window: give --from and --until once")
+        if windows:
+            body["window"] = windows[0]
         return "need.posted", body
     if what == "offer":
-        return "offer.posted", {
+        body = {
             "title": args.title,
             "category": args.category,
             "capacity": args.capacity,
             **optional,
         }
+        windows = _windows(args)
+        if windows:
+            body["windows"] = windows
+        return "offer.posted", body
     if what == "claim":
         return "claim.made", {"need": args.need, **optional}
     if what == "accept":
@@ -80,6 +89,18 @@ def _post_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if what == "confirm":
         return "hours.confirmed", {"entry": args.entry}
     return "need.withdrawn", {"need": args.need}
+
+
+def _windows(args: argparse.Namespace) -> list[dict[str, int]]:
+    """The time windows given as ``--from``/``--until`` pairs and ``--window FROM/UNTIL``."""
+    from node.cli.when import parse_window, window_of
+
+    starts = getattr(args, "start", None) or []
+    ends = getattr(args, "until", None) or []
+    if len(starts) != len(ends):
+        raise KithError("give --from and --until in pairs (one --until for every --from)")
+    windows = [window_of(start, end) for start, end in zip(starts, ends, strict=True)]
+    return windows + [parse_window(text) for text in getattr(args, "window", None) or []]
 
 
 def cmd_post(args: argparse.Namespace) -> int:
@@ -208,6 +229,21 @@ def cmd_details(args: argparse.Namespace) -> int:
     return 0
 
 
+def _window_options(p: argparse.ArgumentParser, *, many: bool) -> None:
+    when = "ISO 8601, e.g. 2026-03-01T18:00 (local time) or 2026-03-01T17:00Z"
+    p.add_argument(
+        "--from", dest="start", action="append", metavar="WHEN", help=f"window start ({when})"
+    )
+    p.add_argument("--until", action="append", metavar="WHEN", help="window end (after --from)")
+    if many:
+        p.add_argument(
+            "--window",
+            action="append",
+            metavar="FROM/UNTIL",
+            help="an availability window, repeatable (or repeat --from/--until pairs)",
+        )
+
+
 def register(sub: Subcommands) -> None:
     """Add ``post need``, ``post offer`` … ``post withdraw`` to ``kith``."""
     post = sub.add_parser(
@@ -242,12 +278,14 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--address", help="sealed: only coordinators and the accepted helper read it")
     p.add_argument("--phone", help="sealed, like --address")
     p.add_argument("--private-notes", help="sealed, like --address")
+    _window_options(p, many=False)
     p = post_cmd("offer", "offer help")
     p.add_argument("--title", required=True)
     p.add_argument("--category", required=True)
     p.add_argument("--capacity", type=int, default=1)
     p.add_argument("--details")
     p.add_argument("--area")
+    _window_options(p, many=True)
     p = post_cmd("claim", "offer to meet a need")
     p.add_argument("--need", required=True)
     p.add_argument("--note")

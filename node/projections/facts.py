@@ -34,6 +34,9 @@ from protocol.kinds import (
     ClaimWithdrawn,
     ClearingRecorded,
     FulfilmentRecorded,
+    GatheringCancelled,
+    GatheringRsvp,
+    GatheringScheduled,
     HoursConfirmed,
     HoursLogged,
     MemberAdded,
@@ -52,6 +55,7 @@ from protocol.kinds import (
     VoteCast,
     shown_category,
 )
+from protocol.sealed import SealedField
 
 __all__ = [
     "COORDINATING_ROLES",
@@ -69,7 +73,7 @@ __all__ = [
 COORDINATING_ROLES: frozenset[str] = frozenset({"root", "node", "coordinator"})
 
 #: Which read model a fact feeds.
-Family = Literal["need", "offer", "hours", "referral", "proposal", "member"]
+Family = Literal["need", "offer", "hours", "referral", "proposal", "member", "gathering"]
 
 
 class ProjectionInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +133,13 @@ class FactData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     options: tuple[str, ...] | None = None
     closes_at: int | None = None
     option: int | None = None
+    # gatherings
+    gathering_kind: str | None = None
+    place: str | None = None
+    # The one sealed value kept: a gathering's place, as ciphertext for members' clients to
+    # open. It was validated on ingest, so decoding it from our own table cannot fail.
+    place_sealed: SealedField | None = None
+    answer: str | None = None
 
 
 class Fact(msgspec.Struct, frozen=True, kw_only=True):
@@ -250,6 +261,19 @@ def _proposal(b: ProposalOpened) -> _Read:
     return None, None, data
 
 
+def _gathering_scheduled(b: GatheringScheduled) -> _Read:
+    data = FactData(
+        title=b.title,
+        details=b.details,
+        gathering_kind=b.kind,
+        window=_span(b.window),
+        place=b.place,
+        place_sealed=b.place_sealed,
+        capacity=b.capacity,
+    )
+    return None, None, data
+
+
 #: kind → (body type, family, reader). Kinds not listed are not projected here.
 _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = MappingProxyType(
     {
@@ -290,12 +314,30 @@ _READERS: Mapping[str, tuple[type[Body], Family, Callable[[Any], _Read]]] = Mapp
         ),
         # Who was a member from when: proposals count the votes of members as of their opening.
         "member.added": (MemberAdded, "member", lambda b: (b.key, None, FactData())),
+        "gathering.scheduled": (GatheringScheduled, "gathering", _gathering_scheduled),
+        "gathering.cancelled": (
+            GatheringCancelled,
+            "gathering",
+            lambda b: (b.gathering, None, FactData(note=b.reason)),
+        ),
+        "gathering.rsvp": (
+            GatheringRsvp,
+            "gathering",
+            lambda b: (b.gathering, None, FactData(answer=b.answer)),
+        ),
     }
 )
 
 #: Kinds whose subject is the event itself, known from the head alone.
 _SELF_SUBJECT = frozenset(
-    {"need.posted", "offer.posted", "hours.logged", "overflow.referred", "proposal.opened"}
+    {
+        "need.posted",
+        "offer.posted",
+        "hours.logged",
+        "overflow.referred",
+        "proposal.opened",
+        "gathering.scheduled",
+    }
 )
 
 

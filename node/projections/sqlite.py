@@ -39,6 +39,12 @@ from node.projections.facts import (
     fact_of,
     family_of,
 )
+from node.projections.gatherings import (
+    GatheringView,
+    derive_gathering,
+    explain_gathering,
+    is_upcoming,
+)
 from node.projections.needs import derive_need, explain_need, need_status_at
 from node.projections.offers import derive_offer, explain_offer, offer_status_at
 from node.projections.overflow import (
@@ -68,9 +74,12 @@ __all__ = [
     "SCHEMA",
     "apply",
     "clearing_totals",
+    "facts_about",
+    "get_gathering",
     "get_need",
     "get_proposal",
     "get_referral",
+    "list_gatherings",
     "list_needs",
     "list_offers",
     "list_proposals",
@@ -167,6 +176,16 @@ CREATE TABLE IF NOT EXISTS pj_proposals (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_proposals_closes ON pj_proposals (pod, closes_at, id);
 CREATE INDEX IF NOT EXISTS pj_facts_votes ON pj_facts (person) WHERE kind = 'vote.cast';
+CREATE TABLE IF NOT EXISTS pj_gatherings (
+    id TEXT PRIMARY KEY,
+    pod TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    window_end INTEGER,
+    view TEXT NOT NULL,
+    scope TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pj_gatherings_pod ON pj_gatherings (pod, ts, id);
 CREATE TABLE IF NOT EXISTS pj_balances (
     pod TEXT NOT NULL,
     person TEXT NOT NULL,
@@ -186,6 +205,7 @@ _TABLES = (
     "pj_referrals",
     "pj_clearing",
     "pj_proposals",
+    "pj_gatherings",
 )
 
 #: The materialized state the hash covers, each table in primary-key order. Facts are not
@@ -198,6 +218,7 @@ _HASHED = (
     "SELECT id, pod, ts, state, need, to_pod, valid, view FROM pj_referrals ORDER BY id",
     "SELECT id, referral, pod, peer_pod, minutes, ts FROM pj_clearing ORDER BY id",
     "SELECT id, pod, ts, closes_at, view, scope FROM pj_proposals ORDER BY id",
+    "SELECT id, pod, ts, status, window_end, view, scope FROM pj_gatherings ORDER BY id",
 )
 
 _FACT_COLUMNS = "id, pod, kind, person, author, role, ts, subject, ref, data, scope"
@@ -216,6 +237,7 @@ _need_decoder = msgspec.json.Decoder(NeedView)
 _offer_decoder = msgspec.json.Decoder(OfferView)
 _referral_decoder = msgspec.json.Decoder(ReferralView)
 _proposal_decoder = msgspec.json.Decoder(ProposalView)
+_gathering_decoder = msgspec.json.Decoder(GatheringView)
 _encoder = msgspec.json.Encoder()
 
 
@@ -518,6 +540,28 @@ def _recompute_member(conn: sqlite3.Connection, member: str, about: Fact | None)
     return _NOT_ASKED  # the roster says what a member.added did (node/roster.py)
 
 
+def _recompute_gathering(conn: sqlite3.Connection, gathering_id: str, about: Fact | None) -> Effect:
+    facts = _facts_about(conn, gathering_id)
+    view = derive_gathering(gathering_id, facts)
+    effect = _NOT_ASKED if about is None else explain_gathering(about, facts)
+    if view is None:
+        return effect
+    conn.execute(
+        "INSERT OR REPLACE INTO pj_gatherings (id, pod, ts, status, window_end, view, scope)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            view.id,
+            view.pod,
+            view.ts,
+            view.status,
+            None if view.window is None else view.window.end,
+            _encoder.encode(view).decode(),
+            view.scope,
+        ),
+    )
+    return effect
+
+
 #: What a recompute answers when no fact asked (a redaction, a rebuild): never shown.
 _NOT_ASKED = applied()
 
@@ -528,6 +572,7 @@ _RECOMPUTE: Mapping[Family, Callable[[sqlite3.Connection, str, Fact | None], Eff
     "referral": _recompute_referral,
     "proposal": _recompute_proposal,
     "member": _recompute_member,
+    "gathering": _recompute_gathering,
 }
 
 #: What a fact whose subject is not known here did (nothing), per family.
@@ -538,6 +583,7 @@ _EXPLAIN_UNKNOWN: Mapping[Family, Callable[[Fact], Effect]] = {
     "referral": lambda fact: explain_referral(fact, None),
     "proposal": lambda fact: explain_proposal(fact, None, ()),
     "member": lambda fact: _NOT_ASKED,
+    "gathering": lambda fact: explain_gathering(fact, ()),
 }
 
 
@@ -657,6 +703,49 @@ def list_offers(
             view if status == view.status else msgspec.structs.replace(view, status=status)
         )
     return offers
+
+
+def list_gatherings(
+    conn: sqlite3.Connection,
+    *,
+    now_ms: int,
+    upcoming: bool = False,
+    status: str | None = None,
+    pod: str | None = None,
+    limit: int = 100,
+    after: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> list[GatheringView]:
+    """Gatherings, newest first; ``upcoming`` keeps the scheduled ones whose window has not
+    ended at ``now_ms``; ``status`` is ``scheduled`` or ``cancelled``."""
+    where: list[str] = []
+    params: list[object] = []
+    if upcoming:
+        where.append("status = 'scheduled' AND window_end >= ?")
+        params.append(now_ms)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if pod is not None:
+        where.append("pod = ?")
+        params.append(pod)
+    _scopes(where, params, scopes)
+    sql = _page(where, params, "pj_gatherings", after, limit)
+    views = [_gathering_decoder.decode(row[0]) for row in conn.execute(sql, params)]
+    # The SQL filter and the pure rule must agree; the pure one is the definition.
+    return [v for v in views if is_upcoming(v, now_ms)] if upcoming else views
+
+
+def get_gathering(conn: sqlite3.Connection, gathering_id: str) -> GatheringView | None:
+    """One gathering, or ``None`` if it is not known (yet)."""
+    row = conn.execute("SELECT view FROM pj_gatherings WHERE id = ?", (gathering_id,)).fetchone()
+    return None if row is None else _gathering_decoder.decode(row[0])
+
+
+def facts_about(conn: sqlite3.Connection, subject: str) -> list[Fact]:
+    """Every fact about one subject (a need, an offer, a gathering …), for read-time questions
+    such as an event's effect or a calendar entry's revision."""
+    return _facts_about(conn, subject)
 
 
 def timebank(

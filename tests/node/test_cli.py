@@ -84,6 +84,12 @@ SUBCOMMANDS = [
     ["peer", "add"],
     ["peer", "list"],
     ["peer", "remove"],
+    ["gathering"],
+    *(["gathering", what] for what in ("schedule", "cancel", "rsvp", "list")),
+    ["calendar"],
+    ["calendar", "url"],
+    ["calendar", "feed"],
+    *(["calendar", "feed", what] for what in ("new", "list", "revoke")),
 ]
 
 
@@ -1055,3 +1061,171 @@ def test_ids_that_start_with_a_dash_are_read_as_values_not_options() -> None:
     assert args.pod == dash and args.dir == "d"
     args = build_parser().parse_args(_glue_ids(["post", "claim", "--key", "k", "--need", dash]))
     assert args.need == dash
+
+
+# --- time windows, gatherings and the calendar ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "windows"),
+    [
+        (
+            [
+                "need",
+                "--title",
+                "T",
+                "--category",
+                "food",
+                "--from",
+                "2026-03-01T18:00Z",
+                "--until",
+                "2026-03-01T19:30Z",
+            ],
+            "window",
+            {"start": 1772388000000, "end": 1772393400000},
+        ),
+        (
+            [
+                "offer",
+                "--title",
+                "T",
+                "--category",
+                "ride",
+                "--window",
+                "2026-03-01T18:00Z/2026-03-01T19:00Z",
+                "--window",
+                "2026-03-02T18:00+00:00/2026-03-02T19:00+00:00",
+            ],
+            "windows",
+            [
+                {"start": 1772388000000, "end": 1772391600000},
+                {"start": 1772474400000, "end": 1772478000000},
+            ],
+        ),
+        (
+            [
+                "offer",
+                "--title",
+                "T",
+                "--category",
+                "ride",
+                "--from",
+                "2026-03-01T18:00Z",
+                "--until",
+                "2026-03-01T19:00Z",
+                "--from",
+                "2026-03-02T18:00Z",
+                "--until",
+                "2026-03-02T19:00Z",
+            ],
+            "windows",
+            [
+                {"start": 1772388000000, "end": 1772391600000},
+                {"start": 1772474400000, "end": 1772478000000},
+            ],
+        ),
+    ],
+    ids=["need", "offer-windows", "offer-pairs"],
+)
+def test_posts_take_time_windows(argv: list[str], field: str, windows: object) -> None:
+    from node.cli import _post_body
+
+    args = build_parser().parse_args(["post", argv[0], "--key", "k", *argv[1:]])
+    assert _post_body(args)[1][field] == windows
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["need", "--from", "2026-03-01T18:00Z", "--until", "2026-03-01T17:00Z"],
+            "kith: error: the window must end after it starts"
+            " (2026-03-01T18:00Z → 2026-03-01T17:00Z)",
+        ),
+        (
+            ["offer", "--window", "2026-03-01T18:00Z/2026-03-01T18:00Z"],
+            "kith: error: the window must end after it starts",
+        ),
+        (["offer", "--window", "tomorrow"], "kith: error: 'tomorrow' is not a window"),
+        (["need", "--from", "2026-03-01T18:00Z"], "kith: error: give --from and --until in pairs"),
+        (["need", "--from", "soon", "--until", "later"], "kith: error: 'soon' is not an ISO 8601"),
+        (
+            ["need", *["--from", "2026-03-01T18:00Z", "--until", "2026-03-01T19:00Z"] * 2],
+            "kith: error: a need has one time window",
+        ),
+    ],
+)
+def test_bad_windows_are_one_line_errors_before_sending(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "ada.key"
+    assert main(["key", "new", "--out", str(key)]) == 0
+    capsys.readouterr()
+    what, *rest = argv
+    full = ["post", what, "--key", str(key), "--url", "http://127.0.0.1:9"]
+    full += ["--title", "T", "--category", "food", *rest]
+    assert main(full) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_gatherings_and_calendar_feeds_against_a_running_node(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    import icalendar
+
+    paths = {name: tmp_path / f"{name}.key" for name in ("ada", "bo")}
+    for path in paths.values():
+        assert main(["key", "new", "--out", str(path)]) == 0
+        argv = ["member", "add", "--dir", str(served.data.path), "--key-file", str(path)]
+        assert main([*argv, "--url", served.url]) == 0
+    capsys.readouterr()
+
+    def kith(who: str | None, *argv: str) -> str:
+        key = ["--key", str(paths[who])] if who else []
+        assert main([*argv, *key, "--url", served.url]) == 0, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    when = ["--from", "2030-05-01T18:00Z", "--until", "2030-05-01T20:00Z"]
+    out = kith("ada", "gathering", "schedule", "--title", "Seed swap", "--kind", "skill_share",
+               *when, "--place", "Park", "--scope", "public")  # fmt: skip
+    swap = recorded_id(out, "gathering.scheduled")
+    out = kith("ada", "gathering", "schedule", "--title", "Supper", "--kind", "peer_support",
+               *when, "--place-private", "12 Elm St", "--capacity", "1")  # fmt: skip
+    assert "place sealed" in out
+    supper = recorded_id(out, "gathering.scheduled")
+    assert "gathering.rsvp recorded" in kith("bo", "gathering", "rsvp", supper, "--answer", "yes")
+
+    listed = kith("bo", "gathering", "list", "--upcoming")
+    assert "Supper" in listed and "yes 1/1 full" in listed and "at 12 Elm St" in listed
+    public = kith(None, "gathering", "list")
+    assert "Seed swap" in public and "Supper" not in public
+    kith("ada", "gathering", "cancel", swap, "--reason", "rain")
+    assert "[cancelled]" in kith(None, "gathering", "list")
+    # Bo may not cancel Ada's supper: stored, changes nothing, said with its reason, exit 1.
+    assert (
+        main(["gathering", "cancel", supper, "--key", str(paths["bo"]), "--url", served.url]) == 1
+    )
+    assert "(effect:not-organiser)" in capsys.readouterr().err
+
+    with urllib.request.urlopen(served.url + "/v1/calendar.ics") as response:
+        feed = icalendar.Calendar.from_ical(response.read())
+    [event] = feed.walk("VEVENT")
+    assert str(event["UID"]) == f"{swap}@kith" and str(event["STATUS"]) == "CANCELLED"
+
+    url = kith("ada", "calendar", "feed", "new").splitlines()[0]
+    with urllib.request.urlopen(url) as response:
+        private = icalendar.Calendar.from_ical(response.read())
+    assert {str(e["SUMMARY"]) for e in private.walk("VEVENT")} == {"Seed swap", "Supper"}
+    assert "12 Elm" not in private.to_ical().decode()
+    [line] = kith("ada", "calendar", "feed", "list").splitlines()
+    feed_id = line.split()[0]
+    assert "live" in line
+    assert f"feed {feed_id} revoked" in kith("ada", "calendar", "feed", "revoke", feed_id)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url)
+    assert info.value.code == 404 and json.loads(info.value.read())["reason"] == "revoked"
+    assert "revoked" in kith("ada", "calendar", "feed", "list")

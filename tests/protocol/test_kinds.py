@@ -73,6 +73,9 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "closes_at": 0,
     },
     "vote.cast": {"proposal": ID_1, "option": 0},
+    "gathering.scheduled": {"title": "Grief circle", "kind": "healing_circle", "window": WINDOW},
+    "gathering.cancelled": {"gathering": ID_1},
+    "gathering.rsvp": {"gathering": ID_1, "answer": "maybe"},
     "overflow.referred": {
         "need": ID_2,
         "summary": {"category": "groceries", "urgency": "high"},
@@ -134,6 +137,15 @@ FULL: dict[str, dict[str, Any]] = {
         "details": "why",
     },
     "vote.cast": {"proposal": ID_1, "option": 9},
+    "gathering.scheduled": {
+        "title": "Seed swap",
+        "kind": "skill_share",
+        "window": WINDOW,
+        "place_sealed": SEALED,
+        "capacity": 10_000,
+        "details": "d" * 2000,
+    },
+    "gathering.cancelled": {"gathering": ID_1, "reason": "r" * 200},
     "overflow.referred": {
         "need": ID_2,
         "summary": {
@@ -279,6 +291,23 @@ INVALID: list[tuple[str, object, str]] = [
     ("offer.posted", with_("offer.posted", capacity=0), "field:capacity"),
     ("offer.posted", with_("offer.posted", capacity=101), "field:capacity"),
     ("vote.cast", with_("vote.cast", option=10), "field:option"),
+    ("gathering.scheduled", {**MINIMAL["gathering.scheduled"], "kind": "party"}, "field:kind"),
+    (
+        "gathering.scheduled",
+        with_("gathering.scheduled", window={"start": 5, "end": 5}),
+        "field:window",
+    ),
+    ("gathering.scheduled", with_("gathering.scheduled", capacity=0), "field:capacity"),
+    ("gathering.scheduled", with_("gathering.scheduled", place=""), "field:place"),
+    (
+        "gathering.scheduled",
+        with_("gathering.scheduled", place="Hall", place_sealed=SEALED),
+        "field:place_sealed",
+    ),
+    ("gathering.scheduled", without("gathering.scheduled", "window"), "missing:window"),
+    ("gathering.cancelled", {"gathering": "nope"}, "field:gathering"),
+    ("gathering.rsvp", with_("gathering.rsvp", answer="perhaps"), "field:answer"),
+    ("gathering.rsvp", without("gathering.rsvp", "answer"), "missing:answer"),
     ("vote.cast", with_("vote.cast", option=-1), "field:option"),
     ("overflow.referred", with_("overflow.referred", hops_left=9), "field:hops_left"),
     ("overflow.referred", with_("overflow.referred", hops_left=-1), "field:hops_left"),
@@ -384,6 +413,11 @@ def test_invalid_bodies(kind: str, body: object, detail: str) -> None:
         (NEED, [], "the body must be a JSON object"),
         (NEED, without(NEED, "urgency"), "required field `urgency` is missing"),
         ("need.updated", {"need": ID_1}, "a need update must change at least one field"),
+        (
+            "gathering.scheduled",
+            with_("gathering.scheduled", place="Hall", place_sealed=SEALED),
+            "`place_sealed`: give `place` or `place_sealed`, not both",
+        ),
         (
             "overflow.referred",
             with_("overflow.referred", summary={"category": "ride", "urgency": "low", "area": 1}),
@@ -544,6 +578,7 @@ def test_kind_families() -> None:
         "offer.posted",
         "profile.set",
         "report.filed",
+        "gathering.scheduled",
     }
     assert set(LEDGER_KINDS) == {
         "hours.logged",
@@ -571,6 +606,9 @@ def test_kind_families() -> None:
         ("hours.logged", False),
         ("claim.made", False),
         ("vote.cast", False),
+        ("gathering.scheduled", True),
+        ("gathering.cancelled", False),  # would silently re-open the gathering
+        ("gathering.rsvp", False),
         ("member.added", False),
         ("event.redacted", False),
         ("profile.cleared", False),

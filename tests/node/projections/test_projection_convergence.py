@@ -36,7 +36,9 @@ from node.projections import (
     SCHEMA,
     ProjectionInput,
     apply,
+    get_gathering,
     get_need,
+    list_gatherings,
     list_needs,
     list_offers,
     list_proposals,
@@ -46,12 +48,16 @@ from node.projections import (
     timebank,
 )
 from node.projections.facts import erased, fact_of
+from node.projections.gatherings import derive_gathering
 from node.projections.needs import derive_need
 from protocol.kinds import (
     ClaimAccepted,
     ClaimMade,
     ClaimWithdrawn,
     FulfilmentRecorded,
+    GatheringCancelled,
+    GatheringRsvp,
+    GatheringScheduled,
     HoursConfirmed,
     HoursLogged,
     MemberAdded,
@@ -178,6 +184,26 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     for _ in range(draw(st.integers(0, 8))):
         vote = VoteCast(proposal=pick(proposals), option=draw(st.integers(0, 2)))
         add("vote.cast", vote)
+    organisers: dict[str, Signer] = {}
+    for _ in range(draw(st.integers(0, 3))):
+        organiser = draw(signer)
+        body = GatheringScheduled(
+            title=draw(st.sampled_from(["Circle", "Seed swap"])),
+            kind=draw(st.sampled_from(["healing_circle", "skill_share"])),
+            window=TimeWindow(start=0, end=draw(st.integers(1, 100))),
+            capacity=draw(st.none() | st.integers(1, 3)),
+        )
+        pod = draw(st.sampled_from([POD, POD, OTHER_POD]))
+        organisers[add("gathering.scheduled", body, organiser, pod)] = organiser
+    gatherings = list(organisers)
+    for _ in range(draw(st.integers(0, 10))):
+        gathering = pick(gatherings)
+        if draw(st.integers(0, 4)) == 0:
+            by = draw(st.sampled_from([organisers.get(gathering, ALICE), CAROL, *SIGNERS]))
+            add("gathering.cancelled", GatheringCancelled(gathering=gathering), by)
+        else:
+            answer = draw(st.sampled_from(["yes", "no", "maybe"]))
+            add("gathering.rsvp", GatheringRsvp(gathering=gathering, answer=answer))
     add("chat.sent", None)  # a kind nobody here knows
     erasable = [ev.id for ev in events if is_redactable(ev.kind)]
     erased_ids = draw(st.sets(st.sampled_from(erasable)) if erasable else st.just(set()))
@@ -205,6 +231,8 @@ def snapshot(db: sqlite3.Connection) -> Snapshot:
         timebank(db, pod=POD, limit_minutes=60),
         timebank(db, pod=OTHER_POD),
         list_proposals(db, pod=POD, now_ms=NOW, limit=1000),
+        list_gatherings(db, now_ms=NOW, limit=1000),
+        list_gatherings(db, now_ms=NOW, upcoming=True, limit=1000),
     )
 
 
@@ -257,6 +285,7 @@ def test_rows_equal_a_derivation_from_all_facts(scenario: Scenario) -> None:
         run(db, [*scenario.events, *sorted(scenario.erased)], store_drops_bodies=False)
         for ev in scenario.events:
             assert get_need(db, ev.id, now_ms=0) == derive_need(ev.id, facts)
+            assert get_gathering(db, ev.id) == derive_gathering(ev.id, facts)
 
 
 @PROPERTY

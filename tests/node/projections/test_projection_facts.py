@@ -113,7 +113,7 @@ def test_a_body_of_the_wrong_type_counts_as_no_body() -> None:
     assert wrong == fact_of(event("this", "need.withdrawn", None, ALICE, 1))
 
 
-@pytest.mark.parametrize("kind", ["profile.set", "vote.cast", "event.redacted", "chat.sent"])
+@pytest.mark.parametrize("kind", ["profile.set", "report.filed", "event.redacted", "chat.sent"])
 def test_kinds_the_projections_do_not_use_are_ignored(kind: str) -> None:
     assert fact_of(event("this", kind, ProfileSet(name="Al"), ALICE, 1)) is None
 
