@@ -26,6 +26,7 @@ from node.app import VERSION, Node
 from node.federation import LitestarChannel
 from node.http import Problem, node_of, problem
 from node.ingest import Result
+from node.matching_routes import MATCHING_ROUTES, may_see_need
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.store.base import EventQuery, StoredEvent, WireEvent
@@ -244,10 +245,17 @@ async def get_needs(
     ] = None,
     category: FromQuery[str | None] = None,
     urgency: FromQuery[str | None] = None,
+    pod: Annotated[
+        list[str] | None, QueryParameter(description="only these pods (repeat or comma-separate)")
+    ] = None,
     after: FromQuery[str | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[projections.NeedView]:
-    """Needs with their claims and status; ``expired`` is computed now."""
+    """Needs with their claims and status; ``expired`` is computed now.
+
+    This pod's needs and the ``public`` needs of other pods that reached this node (each
+    carries its ``pod``); ``pod=`` keeps those of the pods named.
+    """
     node = _node(request)
     now = node.ingest.now_ms()
     scopes = _visible_scopes(reader)
@@ -259,13 +267,15 @@ async def get_needs(
             status=status,
             category=category,
             urgency=urgency,
-            pod=node.pod,
+            pods=_split(pod),
+            home=node.pod,
             limit=limit,
             after=after,
             scopes=scopes,
         )
 
-    return [_for_reader(view, reader) for view in await node.store.read(read)]
+    views = await node.store.read(read)
+    return [_for_reader(view, reader) for view in views if may_see_need(reader, view)]
 
 
 @get("/v1/needs/{need_id:str}", summary="One need")
@@ -276,7 +286,7 @@ async def get_need(
     node = _node(request)
     now = node.ingest.now_ms()
     view = await node.store.read(lambda conn: projections.get_need(conn, need_id, now_ms=now))
-    if view is None or view.scope not in _visible_scopes(reader):
+    if view is None or not may_see_need(reader, view):
         return _problem(404, "not-found", "no such need")
     return _for_reader(view, reader)
 
@@ -287,25 +297,36 @@ async def get_offers(
     reader: NamedDependency[Reader],
     category: FromQuery[str | None] = None,
     include_withdrawn: FromQuery[bool] = False,
+    pod: Annotated[
+        list[str] | None, QueryParameter(description="only these pods (repeat or comma-separate)")
+    ] = None,
     after: FromQuery[str | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[projections.OfferView]:
-    """Offers of help; withdrawn ones only on request."""
+    """Offers of help; withdrawn ones only on request.
+
+    This pod's offers and the ``public`` offers of other pods that reached this node (each
+    carries its ``pod``); ``pod=`` keeps those of the pods named.
+    """
     node = _node(request)
     now = node.ingest.now_ms()
     scopes = _visible_scopes(reader)
-    return await node.store.read(
+    offers = await node.store.read(
         lambda conn: projections.list_offers(
             conn,
             now_ms=now,
             category=category,
-            pod=node.pod,
+            pods=_split(pod),
+            home=node.pod,
             include_withdrawn=include_withdrawn,
             limit=limit,
             after=after,
             scopes=scopes,
         )
     )
+    return [
+        o for o in offers if may_read(reader, EventFacts(o.pod, o.author, o.scope, "offer.posted"))
+    ]
 
 
 class TimebankOut(projections.TimebankView, frozen=True, kw_only=True):
@@ -508,6 +529,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             federation_handler,
             federation_sync,
             *OVERFLOW_ROUTES,
+            *MATCHING_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},
