@@ -11,6 +11,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``data`` — ``export``, ``import``, ``verify``, ``backup``, ``migrate``
 - ``peers`` — ``peer add|list|remove``, ``sync``
 - ``overflow`` — ``overflow refer|list|show|offer|assign|return``
+- ``match`` — ``match`` (offers that could meet a need)
 
 ``options`` holds what they share (``--dir``, ``add_command``). A new domain is one new
 module beside them — say ``node/cli/overflow.py`` for ``kith overflow offer``::
@@ -39,7 +40,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from node.cli import data, members, overflow, peers, pod, posts, tail
+from node.cli import data, match, members, overflow, peers, pod, posts, tail
 from node.cli.pod import _serve
 from node.cli.posts import _post_body
 from protocol.reasons import KithError
@@ -48,7 +49,7 @@ from protocol.reasons import KithError
 __all__ = ["COMMANDS", "_glue_ids", "_post_body", "_serve", "build_parser", "main"]
 
 #: The command modules, in the order ``kith --help`` lists their commands.
-COMMANDS = (pod, members, posts, tail, data, peers, overflow)
+COMMANDS = (pod, members, posts, tail, data, peers, overflow, match)
 
 
 def _err(message: str) -> None:
