@@ -26,7 +26,7 @@ from node.app import VERSION, Node
 from node.federation import LitestarChannel
 from node.http import Problem, node_of, problem
 from node.ingest import Result
-from node.matching_routes import MATCHING_ROUTES, may_see_need
+from node.matching_routes import MATCHING_ROUTES, may_see_need, may_see_offer
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.store.base import EventQuery, StoredEvent, WireEvent
@@ -324,9 +324,7 @@ async def get_offers(
             scopes=scopes,
         )
     )
-    return [
-        o for o in offers if may_read(reader, EventFacts(o.pod, o.author, o.scope, "offer.posted"))
-    ]
+    return [offer for offer in offers if may_see_offer(reader, offer)]
 
 
 class TimebankOut(projections.TimebankView, frozen=True, kw_only=True):

@@ -20,7 +20,7 @@ from node.http import Problem, node_of, problem
 from node.projections.matching import LOAD_DAYS, Match, rank, recent_load
 from node.projections.sqlite import MAX_PAGE
 
-__all__ = ["MATCHING_ROUTES", "MatchList"]
+__all__ = ["MATCHING_ROUTES", "MatchList", "may_see_need", "may_see_offer"]
 
 _DAY_MS = 24 * 3600 * 1000
 
@@ -41,6 +41,11 @@ def may_see_need(reader: Reader, view: projections.NeedView) -> bool:
     return may_read(reader, EventFacts(view.pod, view.author, view.scope, "need.posted"))
 
 
+def may_see_offer(reader: Reader, view: projections.OfferView) -> bool:
+    """The read rule for one offer: ``may_read`` of the event that posted it."""
+    return may_read(reader, EventFacts(view.pod, view.author, view.scope, "offer.posted"))
+
+
 @get("/v1/needs/{need_id:str}/matches", summary="Open offers that could meet a need")
 async def get_matches(
     request: Request[Any, Any, Any], reader: NamedDependency[Reader], need_id: FromPath[str]
@@ -56,9 +61,11 @@ async def get_matches(
         need = projections.get_need(conn, need_id, now_ms=now)
         if need is None or not may_see_need(reader, need):
             return None, []
-        offers = projections.list_offers(
-            conn, now_ms=now, pod=need.pod, limit=MAX_PAGE, scopes=scopes
+        # The offers the lists show (``home``: a neighbour's peers-scope offers stay out).
+        listed = projections.list_offers(
+            conn, now_ms=now, pod=need.pod, home=node.pod, limit=MAX_PAGE, scopes=scopes
         )
+        offers = [offer for offer in listed if may_see_offer(reader, offer)]
         load = None
         if reader.is_member:  # who helped whom comes from pod-scope claims: members only
             since = now - LOAD_DAYS * _DAY_MS
