@@ -24,9 +24,9 @@ from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes, visible
 from node.app import VERSION, Node
 from node.federation import LitestarChannel
-from node.http import Problem, node_of, problem
+from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
 from node.ingest import Result
-from node.matching_routes import MATCHING_ROUTES, may_see_need, may_see_offer
+from node.matching_routes import MATCHING_ROUTES
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.store.base import EventQuery, StoredEvent, WireEvent
@@ -227,15 +227,6 @@ def _visible_scopes(reader: Reader) -> tuple[str, ...]:
     return readable_scopes(reader)
 
 
-def _for_reader(view: projections.NeedView, reader: Reader) -> projections.NeedView:
-    """Who claimed and who helps come from pod-scope events: only members see them."""
-    if reader.is_member:
-        return view
-    return msgspec.structs.replace(
-        view, claims=(), accepted_claim=None, helper=None, fulfilment=None
-    )
-
-
 @get("/v1/needs", summary="Needs (read model)")
 async def get_needs(
     request: Request[Any, Any, Any],
@@ -275,7 +266,7 @@ async def get_needs(
         )
 
     views = await node.store.read(read)
-    return [_for_reader(view, reader) for view in views if may_see_need(reader, view)]
+    return [need_for_reader(view, reader) for view in views if may_see_need(reader, view)]
 
 
 @get("/v1/needs/{need_id:str}", summary="One need")
@@ -288,7 +279,7 @@ async def get_need(
     view = await node.store.read(lambda conn: projections.get_need(conn, need_id, now_ms=now))
     if view is None or not may_see_need(reader, view):
         return _problem(404, "not-found", "no such need")
-    return _for_reader(view, reader)
+    return need_for_reader(view, reader)
 
 
 @get("/v1/offers", summary="Offers (read model)")

@@ -15,12 +15,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from node import projections
-from node.access import EventFacts, Reader, may_read, readable_scopes
-from node.http import Problem, node_of, problem
+from node.access import Reader, readable_scopes
+from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
 from node.projections.matching import LOAD_DAYS, Match, rank, recent_load
 from node.projections.sqlite import MAX_PAGE
 
-__all__ = ["MATCHING_ROUTES", "MatchList", "may_see_need", "may_see_offer"]
+__all__ = ["MATCHING_ROUTES", "MatchList"]
 
 _DAY_MS = 24 * 3600 * 1000
 
@@ -34,16 +34,6 @@ class MatchList(msgspec.Struct, frozen=True, kw_only=True):
     need: projections.NeedView
     load_days: int
     matches: list[Match]
-
-
-def may_see_need(reader: Reader, view: projections.NeedView) -> bool:
-    """The read rule for one need: ``may_read`` of the event that posted it."""
-    return may_read(reader, EventFacts(view.pod, view.author, view.scope, "need.posted"))
-
-
-def may_see_offer(reader: Reader, view: projections.OfferView) -> bool:
-    """The read rule for one offer: ``may_read`` of the event that posted it."""
-    return may_read(reader, EventFacts(view.pod, view.author, view.scope, "offer.posted"))
 
 
 @get("/v1/needs/{need_id:str}/matches", summary="Open offers that could meet a need")
@@ -75,12 +65,7 @@ async def get_matches(
     need, matches = await node.store.read(read)
     if need is None:
         return problem(404, "not-found", "no such need (or it is not yours to read)")
-    if not reader.is_member:
-        # Who claimed and who helps come from pod-scope events: members only.
-        need = msgspec.structs.replace(
-            need, claims=(), accepted_claim=None, helper=None, fulfilment=None
-        )
-    return MatchList(need=need, load_days=LOAD_DAYS, matches=matches)
+    return MatchList(need=need_for_reader(need, reader), load_days=LOAD_DAYS, matches=matches)
 
 
 #: The handlers ``node.api.build_app`` mounts.
