@@ -18,8 +18,9 @@ code                      points  when
 
 Category weighs most, then time, then place; load spreads the work so that the same few
 people do not burn out. Only open offers of the need's pod are candidates, never the need's
-own author's, never one whose windows have all ended, and never one that fits in no way at all
-(no category, no time, no place). Ties go to the older offer, then the smaller id.
+own author's, never one whose windows have all ended, and never one with neither the need's
+category nor its area (being free at the right time alone is no match). Ties go to the older
+offer, then the smaller id.
 
 >>> from node.projections.views import NeedView, OfferView, Window
 >>> need = NeedView(
@@ -70,6 +71,8 @@ _POINTS_ANY_TIME = 20
 _POINTS_AREA = 25
 _POINTS_LOAD_MAX = 15
 _POINTS_PER_LOAD = 5
+#: An offer is a match only with at least one of these: what it offers, or where.
+_FITS = frozenset({"category", "same-area"})
 #: Up to this many recent needs a helper still counts as lightly loaded.
 _LOW_LOAD = 1
 
@@ -182,8 +185,8 @@ def rank(
         if not _candidate(need, offer, now_ms):
             continue
         fits = _reasons(need, offer)
-        if all(r.code == "any-time" for r in fits):
-            continue  # fits in no way of its own: "no time limits" alone is not a match
+        if not any(r.code in _FITS for r in fits):
+            continue  # being free at the right time alone does not make a helper a match
         count = None if load is None else load.get(offer.author, 0)
         reasons = (*fits,) if count is None else (*fits, _load_reason(count))
         matches.append(

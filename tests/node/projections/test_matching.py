@@ -104,6 +104,7 @@ def test_who_is_left_out() -> None:
         offer("other-pod", pod="Q"),
         offer("erased", redacted=True, category=None, area=None, windows=None),
         offer("no-fit", category="ride", area=None, windows=()),
+        offer("time-only", category="ride", area=None),
         offer("kept"),
     ]
     assert [m.offer.id for m in rank(need(), offers, {}, NOW)] == ["kept"]
