@@ -54,6 +54,13 @@ def test_kith_match_prints_each_match_with_its_reasons(pod: Pod, tmp_path: Path)
     assert "     - helped 0 needs in the last 14 days (low-load)" in lines
     assert any(line.startswith("2. 'Cy bakes'  score 155") for line in lines)
 
+    ada_key = str(tmp_path / "ada.key")
+    short = kith("match", need, "--key", ada_key, "--url", pod.url, "--limit", "1").stdout
+    assert "2. " not in short and short.splitlines()[-1].startswith("... and 1 more")
+    (lonely,) = asks.post([asks.sign("need.posted", {**body, "category": "pets", "area": "Hill"})])
+    nothing = kith("match", lonely, "--key", ada_key, "--url", pod.url).stdout
+    assert nothing.splitlines()[1] == "no open offer matches this need yet"
+
     # Anyone may ask about a public need only; a pod need is "not found" to them.
     hidden = kith("match", need, "--url", pod.url, check=False)
     assert hidden.returncode == 1
