@@ -26,8 +26,9 @@ from node.app import VERSION, Node
 from node.calendar_routes import CALENDAR_ROUTES
 from node.federation import LitestarChannel
 from node.gathering_routes import GATHERING_ROUTES
-from node.http import Problem, node_of, problem
+from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
 from node.ingest import Result
+from node.matching_routes import MATCHING_ROUTES
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.proposal_routes import PROPOSAL_ROUTES
@@ -229,15 +230,6 @@ def _visible_scopes(reader: Reader) -> tuple[str, ...]:
     return readable_scopes(reader)
 
 
-def _for_reader(view: projections.NeedView, reader: Reader) -> projections.NeedView:
-    """Who claimed and who helps come from pod-scope events: only members see them."""
-    if reader.is_member:
-        return view
-    return msgspec.structs.replace(
-        view, claims=(), accepted_claim=None, helper=None, fulfilment=None
-    )
-
-
 @get("/v1/needs", summary="Needs (read model)")
 async def get_needs(
     request: Request[Any, Any, Any],
@@ -247,10 +239,17 @@ async def get_needs(
     ] = None,
     category: FromQuery[str | None] = None,
     urgency: FromQuery[str | None] = None,
+    pod: Annotated[
+        list[str] | None, QueryParameter(description="only these pods (repeat or comma-separate)")
+    ] = None,
     after: FromQuery[str | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[projections.NeedView]:
-    """Needs with their claims and status; ``expired`` is computed now."""
+    """Needs with their claims and status; ``expired`` is computed now.
+
+    This pod's needs and the ``public`` needs of other pods that reached this node (each
+    carries its ``pod``); ``pod=`` keeps those of the pods named.
+    """
     node = _node(request)
     now = node.ingest.now_ms()
     scopes = _visible_scopes(reader)
@@ -262,13 +261,15 @@ async def get_needs(
             status=status,
             category=category,
             urgency=urgency,
-            pod=node.pod,
+            pods=_split(pod),
+            home=node.pod,
             limit=limit,
             after=after,
             scopes=scopes,
         )
 
-    return [_for_reader(view, reader) for view in await node.store.read(read)]
+    views = await node.store.read(read)
+    return [need_for_reader(view, reader) for view in views if may_see_need(reader, view)]
 
 
 @get("/v1/needs/{need_id:str}", summary="One need")
@@ -279,9 +280,9 @@ async def get_need(
     node = _node(request)
     now = node.ingest.now_ms()
     view = await node.store.read(lambda conn: projections.get_need(conn, need_id, now_ms=now))
-    if view is None or view.scope not in _visible_scopes(reader):
+    if view is None or not may_see_need(reader, view):
         return _problem(404, "not-found", "no such need")
-    return _for_reader(view, reader)
+    return need_for_reader(view, reader)
 
 
 @get("/v1/offers", summary="Offers (read model)")
@@ -290,25 +291,34 @@ async def get_offers(
     reader: NamedDependency[Reader],
     category: FromQuery[str | None] = None,
     include_withdrawn: FromQuery[bool] = False,
+    pod: Annotated[
+        list[str] | None, QueryParameter(description="only these pods (repeat or comma-separate)")
+    ] = None,
     after: FromQuery[str | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> list[projections.OfferView]:
-    """Offers of help; withdrawn ones only on request."""
+    """Offers of help; withdrawn ones only on request.
+
+    This pod's offers and the ``public`` offers of other pods that reached this node (each
+    carries its ``pod``); ``pod=`` keeps those of the pods named.
+    """
     node = _node(request)
     now = node.ingest.now_ms()
     scopes = _visible_scopes(reader)
-    return await node.store.read(
+    offers = await node.store.read(
         lambda conn: projections.list_offers(
             conn,
             now_ms=now,
             category=category,
-            pod=node.pod,
+            pods=_split(pod),
+            home=node.pod,
             include_withdrawn=include_withdrawn,
             limit=limit,
             after=after,
             scopes=scopes,
         )
     )
+    return [offer for offer in offers if may_see_offer(reader, offer)]
 
 
 class TimebankOut(projections.TimebankView, frozen=True, kw_only=True):
@@ -514,6 +524,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *PROPOSAL_ROUTES,
             *GATHERING_ROUTES,
             *CALENDAR_ROUTES,
+            *MATCHING_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

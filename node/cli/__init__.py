@@ -14,6 +14,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``overflow`` — ``overflow refer|list|show|offer|assign|return``
 - ``gatherings`` — ``gathering schedule|cancel|rsvp|list``
 - ``calendar`` — ``calendar url``, ``calendar feed new|list|revoke``
+- ``match`` — ``match`` (offers that could meet a need)
 
 ``options`` holds what they share (``--dir``, ``add_command``). A new domain is one new
 module beside them — say ``node/cli/overflow.py`` for ``kith overflow offer``::
@@ -46,6 +47,7 @@ from node.cli import (
     calendar,
     data,
     gatherings,
+    match,
     members,
     overflow,
     peers,
@@ -62,7 +64,19 @@ from protocol.reasons import KithError
 __all__ = ["COMMANDS", "_glue_ids", "_post_body", "_serve", "build_parser", "main"]
 
 #: The command modules, in the order ``kith --help`` lists their commands.
-COMMANDS = (pod, members, posts, proposals, gatherings, calendar, tail, data, peers, overflow)
+COMMANDS = (
+    pod,
+    members,
+    posts,
+    match,
+    proposals,
+    gatherings,
+    calendar,
+    tail,
+    data,
+    peers,
+    overflow,
+)
 
 
 def _err(message: str) -> None:

@@ -79,6 +79,7 @@ __all__ = [
     "get_need",
     "get_proposal",
     "get_referral",
+    "helped_needs",
     "list_gatherings",
     "list_needs",
     "list_offers",
@@ -599,6 +600,17 @@ def _page(where: list[str], params: list[object], table: str, after: str | None,
     return f"SELECT view FROM {table} WHERE {clause} ORDER BY ts DESC, id DESC LIMIT ?"
 
 
+def _pods(where: list[str], params: list[object], pods: Sequence[str], home: str | None) -> None:
+    """Only rows of ``pods`` (any pod if empty); with ``home``, another pod's rows only if they
+    are ``public`` (a neighbour's ``peers`` items stay out of the lists)."""
+    if pods:
+        where.append(f"pod IN ({','.join('?' * len(pods))})")
+        params.extend(pods)
+    if home is not None:
+        where.append("(pod = ? OR scope = 'public')")
+        params.append(home)
+
+
 def _scopes(where: list[str], params: list[object], scopes: Sequence[str] | None) -> None:
     """Only rows in these scopes (the reader's rights); ``None`` means no restriction."""
     if scopes is not None:
@@ -617,11 +629,14 @@ def list_needs(
     limit: int = 100,
     after: str | None = None,
     scopes: Sequence[str] | None = None,
+    pods: Sequence[str] = (),
+    home: str | None = None,
 ) -> list[NeedView]:
     """Needs, newest first (by ``ts``, then ``id``), filtered; ``after`` is the last id seen.
 
     ``status`` may be any ``NeedStatus``, ``expired`` included (an open need whose window ended
-    before ``now_ms``). An unknown ``after`` id gives an empty page.
+    before ``now_ms``). An unknown ``after`` id gives an empty page. ``pods`` keeps the needs
+    of those pods; ``home`` keeps that pod's needs and other pods' ``public`` ones.
     """
     where: list[str] = []
     params: list[object] = []
@@ -638,6 +653,7 @@ def list_needs(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    _pods(where, params, pods, home)
     _scopes(where, params, scopes)
     sql = _page(where, params, "pj_needs", after, limit)
     return [
@@ -685,14 +701,20 @@ def list_offers(
     limit: int = 100,
     after: str | None = None,
     scopes: Sequence[str] | None = None,
+    pods: Sequence[str] = (),
+    home: str | None = None,
 ) -> list[OfferView]:
-    """Offers, newest first; expired ones are listed (as ``expired``), withdrawn ones on request."""
+    """Offers, newest first; expired ones are listed (as ``expired``), withdrawn ones on request.
+
+    ``pods`` and ``home`` filter as in ``list_needs``.
+    """
     where: list[str] = [] if include_withdrawn else ["status = 'open'"]
     params: list[object] = []
     for column, value in (("pod", pod), ("category", category)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    _pods(where, params, pods, home)
     _scopes(where, params, scopes)
     sql = _page(where, params, "pj_offers", after, limit)
     offers = []
@@ -865,3 +887,16 @@ def get_proposal(conn: sqlite3.Connection, proposal_id: str) -> ProposalView | N
     """One proposal, or ``None``."""
     row = conn.execute("SELECT view FROM pj_proposals WHERE id = ?", (proposal_id,)).fetchone()
     return None if row is None else _proposal_decoder.decode(row[0])
+
+
+def helped_needs(conn: sqlite3.Connection, *, pod: str, since_ms: int) -> list[NeedView]:
+    """The needs of ``pod`` that have a helper and had a claim accepted or a fulfilment recorded
+    at or after ``since_ms`` — what a helper's recent load is counted from (see
+    ``matching.recent_load``)."""
+    rows = conn.execute(
+        "SELECT view FROM pj_needs AS n WHERE pod = ? AND status IN ('claimed', 'fulfilled')"
+        " AND EXISTS (SELECT 1 FROM pj_facts AS f WHERE f.subject = n.id AND f.ts >= ?"
+        " AND f.kind IN ('claim.accepted', 'fulfilment.recorded'))",
+        (pod, since_ms),
+    )
+    return [_need_decoder.decode(row[0]) for row in rows]

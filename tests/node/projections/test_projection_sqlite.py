@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from projection_builders import (
     ALICE,
@@ -233,6 +234,79 @@ def test_list_offers(conn: sqlite3.Connection) -> None:
     assert [o.title for o in list_offers(conn, now_ms=0, category="tech")] == ["o2"]
     assert [o.title for o in list_offers(conn, now_ms=0, after=key("o2"))] == ["o1"]
     assert list_offers(conn, now_ms=0, pod=OTHER_POD) == []
+
+
+def test_lists_by_pod_home_and_neighbours_public(conn: sqlite3.Connection) -> None:
+    def scoped(ev: ProjectionInput, scope: str) -> ProjectionInput:
+        return msgspec.structs.replace(ev, scope=scope)
+
+    third = key("pod:ash-row")
+    apply_all(
+        conn,
+        need_posted("home-pod", ts=1),
+        scoped(need_posted("home-public", ts=2), "public"),
+        scoped(need_posted("oak-public", ts=3, pod=OTHER_POD), "public"),
+        scoped(need_posted("oak-peers", ts=4, pod=OTHER_POD), "peers"),
+        scoped(need_posted("ash-public", ts=5, pod=third), "public"),
+        scoped(
+            event(
+                "oak-offer",
+                "offer.posted",
+                OfferPosted(title="t", category="ride"),
+                BOB,
+                6,
+                pod=OTHER_POD,
+            ),
+            "public",
+        ),
+        scoped(
+            event(
+                "oak-peers-offer",
+                "offer.posted",
+                OfferPosted(title="p", category="ride"),
+                BOB,
+                7,
+                pod=OTHER_POD,
+            ),
+            "peers",
+        ),
+    )
+    home = {"home": POD}
+    assert titles(conn, **home) == ["ash-public", "oak-public", "home-public", "home-pod"]
+    assert titles(conn, pods=[OTHER_POD], **home) == ["oak-public"]
+    assert titles(conn, pods=[OTHER_POD]) == ["oak-peers", "oak-public"]
+    assert titles(conn, pods=[OTHER_POD, third], **home) == ["ash-public", "oak-public"]
+    assert titles(conn, pods=[POD], scopes=["public"], **home) == ["home-public"]
+    offers = list_offers(conn, now_ms=0, home=POD)
+    assert [(o.title, o.pod) for o in offers] == [("t", OTHER_POD)]
+    assert list_offers(conn, now_ms=0, home=POD, pods=[POD]) == []
+
+
+def test_helped_needs_are_those_with_a_recent_acceptance_or_fulfilment(
+    conn: sqlite3.Connection,
+) -> None:
+    fulfil = FulfilmentRecorded(need=key("old"), minutes=30)
+    apply_all(
+        conn,
+        need_posted("old", ts=1),
+        claim("c-old", "old", ts=2),
+        event(
+            "a-old", "claim.accepted", ClaimAccepted(claim=key("c-old"), need=key("old")), ALICE, 3
+        ),
+        event("f-old", "fulfilment.recorded", fulfil, BOB, 900),
+        need_posted("new", ts=10),
+        claim("c-new", "new", ts=20),
+        accept("a-new", "c-new", "new"),
+        need_posted("unclaimed", ts=30),
+        claim("c-un", "unclaimed", ts=40),
+        need_posted("elsewhere", ts=10, pod=OTHER_POD),
+    )
+    helped = projections.helped_needs(conn, pod=POD, since_ms=300)
+    assert sorted(n.title for n in helped) == ["new", "old"]
+    assert {n.helper for n in helped} == {BOB.person}
+    assert [n.title for n in projections.helped_needs(conn, pod=POD, since_ms=301)] == ["old"]
+    assert projections.helped_needs(conn, pod=POD, since_ms=901) == []
+    assert projections.helped_needs(conn, pod=OTHER_POD, since_ms=0) == []
 
 
 def test_timebank_balances_are_per_person_and_zero_sum(conn: sqlite3.Connection) -> None:
