@@ -25,7 +25,8 @@ HOUR = 3_600_000
 
 def presign_life(keys: list[SigningKey], pod: str, n: int) -> list[Envelope]:
     """``n`` events across the members' logs: mostly needs and offers, one proposal in 400
-    with votes after it, one gathering in 400 with RSVPs."""
+    with votes after it, one gathering in 400 with RSVPs; a quarter of the logs are public
+    (what the public calendar shows), the rest pod scope."""
     ts = int(time.time() * 1000)
     state: dict[str, tuple[int, str | None]] = {k.public_b64: (0, None) for k in keys}
     proposals: list[str] = []
@@ -35,8 +36,13 @@ def presign_life(keys: list[SigningKey], pod: str, n: int) -> list[Envelope]:
         key = keys[i % len(keys)]
         seq, prev = state[key.public_b64]
         kind, body = _event(i, ts, proposals, gatherings)
+        scope = "public" if i % len(keys) < len(keys) // 4 else "pod"
+        if scope == "public" and kind in ("vote.cast", "gathering.rsvp", "proposal.opened"):
+            scope = "pod"  # decisions and who comes stay in the pod
+            key = keys[len(keys) - 1]
+            seq, prev = state[key.public_b64]
         env = sign_event(
-            key, pod=pod, scope="pod", seq=seq + 1, prev=prev, ts=ts + i, kind=kind, body=body
+            key, pod=pod, scope=scope, seq=seq + 1, prev=prev, ts=ts + i, kind=kind, body=body
         )
         state[key.public_b64] = (seq + 1, event_id(env.head))
         if kind == "proposal.opened":
@@ -110,11 +116,18 @@ def main() -> None:
         token = KithClient(server.url, server.keys[0]).token()
         with httpx.Client(timeout=60, headers={"authorization": "Kith " + token}) as http:
             base, base_size = p50_ms(http, server.url + "/v1/needs")
-            print(f"GET /v1/needs (baseline):   p50 {base:6.1f} ms  ({base_size} B)")
-            for path in ("/v1/proposals", "/v1/gatherings", "/v1/calendar.ics"):
-                took, size = p50_ms(http, server.url + path)
+            print(f"GET {'/v1/needs (baseline):':<27} p50 {base:6.1f} ms  ({base_size} B)")
+            feed = http.post(server.url + "/v1/calendar/feeds").json()["url"]
+            reads = {
+                "/v1/proposals": server.url + "/v1/proposals",
+                "/v1/gatherings": server.url + "/v1/gatherings",
+                "/v1/calendar.ics (public)": server.url + "/v1/calendar.ics",
+                "private feed .ics": feed,
+            }
+            for label, url in reads.items():
+                took, size = p50_ms(http, url)
                 print(
-                    f"GET {path + ':':<20} p50 {took:6.1f} ms  ({size} B)"
+                    f"GET {label + ':':<27} p50 {took:6.1f} ms  ({size} B)"
                     f"  ratio {took / base:.2f} against GET /v1/needs"
                 )
     finally:

@@ -13,6 +13,7 @@ Feeds hold titles, categories, coarse areas, public places and times only (``nod
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -84,13 +85,34 @@ def _entries(conn: sqlite3.Connection, pod: str, now_ms: int, scopes: Sequence[s
     return entries
 
 
+class _Built(msgspec.Struct, frozen=True):
+    """A feed as built for one state of the log: its bytes and their ETag."""
+
+    key: tuple[tuple[str, ...], int, int]
+    body: bytes
+    etag: str
+
+
 async def _feed(request: Request[Any, Any, Any], scopes: Sequence[str]) -> Response[bytes]:
+    """The feed for ``scopes``. Calendar apps poll it: it is built once per state of the log
+    (the store's last cursor) and minute, then served from memory, with an ``ETag`` so an
+    unchanged feed costs a ``304``. Serializing iCalendar is most of the cost of a feed."""
     node = node_of(request)
     now = node.ingest.now_ms()
-    entries = await node.store.read(lambda conn: _entries(conn, node.pod, now, scopes))
-    roster = node.ingest.roster.pods.get(node.pod)
-    name = (roster.name if roster is not None else "") or "Kith pod"
-    return Response(content=calendar_ics(entries, name=name), media_type=_ICS)
+    key = (tuple(scopes), await node.store.last_cursor(), now // 60_000)
+    built: dict[tuple[str, ...], _Built] = request.app.state.setdefault("calendar_built", {})
+    cached = built.get(key[0])
+    if cached is None or cached.key != key:
+        entries = await node.store.read(lambda conn: _entries(conn, node.pod, now, scopes))
+        roster = node.ingest.roster.pods.get(node.pod)
+        name = (roster.name if roster is not None else "") or "Kith pod"
+        body = calendar_ics(entries, name=name)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        cached = built[key[0]] = _Built(key, body, etag)
+    headers = {"etag": cached.etag, "cache-control": "no-cache"}
+    if request.headers.get("if-none-match") == cached.etag:
+        return Response(content=b"", status_code=304, headers=headers, media_type=_ICS)
+    return Response(content=cached.body, media_type=_ICS, headers=headers)
 
 
 @get("/v1/calendar.ics", summary="The pod's public calendar (iCalendar)", media_type=_ICS)

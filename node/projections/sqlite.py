@@ -125,6 +125,7 @@ CREATE TABLE IF NOT EXISTS pj_needs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_needs_pod ON pj_needs (pod, ts, id);
 CREATE INDEX IF NOT EXISTS pj_needs_status ON pj_needs (status, ts, id);
+CREATE INDEX IF NOT EXISTS pj_needs_scope ON pj_needs (scope, pod, ts, id);
 CREATE TABLE IF NOT EXISTS pj_offers (
     id TEXT PRIMARY KEY,
     pod TEXT NOT NULL,
@@ -135,6 +136,7 @@ CREATE TABLE IF NOT EXISTS pj_offers (
     scope TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_offers_pod ON pj_offers (pod, ts, id);
+CREATE INDEX IF NOT EXISTS pj_offers_scope ON pj_offers (scope, pod, ts, id);
 CREATE TABLE IF NOT EXISTS pj_hours (
     id TEXT PRIMARY KEY,
     pod TEXT NOT NULL,
@@ -600,15 +602,54 @@ def _page(where: list[str], params: list[object], table: str, after: str | None,
     return f"SELECT view FROM {table} WHERE {clause} ORDER BY ts DESC, id DESC LIMIT ?"
 
 
-def _pods(where: list[str], params: list[object], pods: Sequence[str], home: str | None) -> None:
-    """Only rows of ``pods`` (any pod if empty); with ``home``, another pod's rows only if they
-    are ``public`` (a neighbour's ``peers`` items stay out of the lists)."""
+def _newest(
+    conn: sqlite3.Connection,
+    table: str,
+    where: list[str],
+    params: list[object],
+    *,
+    pods: Sequence[str],
+    home: str | None,
+    scopes: Sequence[str] | None,
+    after: str | None,
+    limit: int,
+) -> list[str]:
+    """The ``view`` texts of ``table`` matching ``where``, newest first (``ts``, then ``id``).
+
+    ``pods`` keeps the rows of those pods (any pod if empty). With ``home``, the rows are that
+    pod's own and other pods' ``public`` ones (a neighbour's ``peers`` items stay out of the
+    lists) — asked as two queries that each walk an index in order and are merged here: one
+    query with ``pod = ? OR scope = 'public'`` cannot use an index for its order, and sorted the
+    whole table (tens of ms at 200k rows, a second without statistics).
+    """
+    base, args = list(where), list(params)
     if pods:
-        where.append(f"pod IN ({','.join('?' * len(pods))})")
-        params.extend(pods)
-    if home is not None:
-        where.append("(pod = ? OR scope = 'public')")
-        params.append(home)
+        base.append(f"pod IN ({','.join('?' * len(pods))})")
+        args.extend(pods)
+    _scopes(base, args, scopes)
+    # ``pod != ?`` would scan every public row of ``home``; two ranges each seek the index.
+    branches: list[tuple[list[str], list[object]]] = (
+        [([], [])]
+        if home is None
+        else [
+            (["pod = ?"], [home]),
+            (["scope = 'public'", "pod < ?"], [home]),
+            (["scope = 'public'", "pod > ?"], [home]),
+        ]
+    )
+    rows: list[tuple[str, int, str]] = []
+    for i, (extra, extra_args) in enumerate(branches):
+        clauses, values = [*base, *extra], [*args, *extra_args]
+        # Neighbours' public rows are found by the scope index, whatever else is asked: another
+        # index (status) would walk every row of this pod to find that there are none.
+        source = f"{table} INDEXED BY {table}_scope" if i else table
+        sql = _page(clauses, values, table, after, limit).replace(
+            f"SELECT view FROM {table} WHERE", f"SELECT view, ts, id FROM {source} WHERE", 1
+        )
+        rows += conn.execute(sql, values).fetchall()
+    if len(branches) > 1:
+        rows.sort(key=lambda row: (row[1], row[2]), reverse=True)
+    return [row[0] for row in rows[: max(0, min(limit, MAX_PAGE))]]
 
 
 def _scopes(where: list[str], params: list[object], scopes: Sequence[str] | None) -> None:
@@ -653,12 +694,18 @@ def list_needs(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    _pods(where, params, pods, home)
-    _scopes(where, params, scopes)
-    sql = _page(where, params, "pj_needs", after, limit)
-    return [
-        _with_overflow(conn, _need_at(row[0], now_ms), now_ms) for row in conn.execute(sql, params)
-    ]
+    texts = _newest(
+        conn,
+        "pj_needs",
+        where,
+        params,
+        pods=pods,
+        home=home,
+        scopes=scopes,
+        after=after,
+        limit=limit,
+    )
+    return [_with_overflow(conn, _need_at(text, now_ms), now_ms) for text in texts]
 
 
 def get_need(conn: sqlite3.Connection, need_id: str, *, now_ms: int) -> NeedView | None:
@@ -714,11 +761,19 @@ def list_offers(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    _pods(where, params, pods, home)
-    _scopes(where, params, scopes)
-    sql = _page(where, params, "pj_offers", after, limit)
+    texts = _newest(
+        conn,
+        "pj_offers",
+        where,
+        params,
+        pods=pods,
+        home=home,
+        scopes=scopes,
+        after=after,
+        limit=limit,
+    )
     offers = []
-    for (text,) in conn.execute(sql, params):
+    for text in texts:
         view = _offer_decoder.decode(text)
         status = offer_status_at(view, now_ms)
         offers.append(

@@ -193,6 +193,18 @@ async def test_the_public_calendar(elm: Pod) -> None:
     assert ada.public_b64 not in text and bo.public_b64 not in text
     # The same events give the same feed: nothing in it comes from the clock.
     assert (await elm.client.get("/v1/calendar.ics")).content == response.content
+    # A calendar app polling an unchanged feed gets a 304; a new event changes the feed.
+    etag = response.headers["etag"]
+    unchanged = await elm.client.get("/v1/calendar.ics", headers={"if-none-match": etag})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    more = elm.pod.sign(
+        bo, "offer.posted", {"title": "Soup", "category": "food", "windows": [window(8, 9)]},
+        scope="public",
+    )  # fmt: skip
+    await elm.post(more)
+    changed = await elm.client.get("/v1/calendar.ics", headers={"if-none-match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert f"{event_id(more)}-0@kith" in events_of(changed.content)
 
 
 async def test_private_feeds_are_capabilities(elm: Pod) -> None:
