@@ -10,6 +10,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``proposals`` — ``proposal open|vote|list|show``
 - ``tail`` — ``tail``
 - ``data`` — ``export``, ``import``, ``verify``, ``backup``, ``migrate``
+- ``erasure`` — ``erase``
 - ``peers`` — ``peer add|list|remove``, ``sync``
 - ``overflow`` — ``overflow refer|list|show|offer|assign|return``
 - ``gatherings`` — ``gathering schedule|cancel|rsvp|list``
@@ -46,6 +47,7 @@ from collections.abc import Sequence
 from node.cli import (
     calendar,
     data,
+    erasure,
     gatherings,
     match,
     members,
@@ -74,6 +76,7 @@ COMMANDS = (
     calendar,
     tail,
     data,
+    erasure,
     peers,
     overflow,
 )

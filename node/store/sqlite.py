@@ -138,18 +138,36 @@ def connect_sync(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def _wipe_wal(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and truncate it, so that no old page image of an erased
+    body is left in the ``-wal`` file. ``False`` when a reader's snapshot kept it from finishing
+    (then the next write transaction tries again)."""
+    # Never wait for readers here: the writer would stall every post behind a slow read.
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute("PRAGMA busy_timeout=10000")
+    return not busy
+
+
 def _pragmas(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: an acknowledged commit survives power loss, not only a process crash.
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA temp_store=MEMORY")
+    # An erased body (a person's address) must not stay readable in free space: deleted and
+    # overwritten content is zeroed on write. The WAL still holds old page images until a
+    # checkpoint; ``transact`` checkpoints after a transaction that erased something.
+    conn.execute("PRAGMA secure_delete=ON")
 
 
 class _Txn(WriteTxn):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.kinds: set[str] = set()
+        self.erased = False  # a body was dropped: the WAL must be checkpointed away
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -184,6 +202,7 @@ class _Txn(WriteTxn):
         cur = self._conn.execute(
             "UPDATE events SET body = NULL WHERE id = ? AND body IS NOT NULL", (event_id,)
         )
+        self.erased = self.erased or cur.rowcount > 0
         return cur.rowcount > 0
 
     def record_redaction(self, target: str, by: str) -> None:
@@ -285,6 +304,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self._extra_schema = extra_schema
         self._writer: aiosqlite.Connection | None = None
+        self._wipe_pending = False  # an erasure whose WAL checkpoint did not finish yet
         self._reader: aiosqlite.Connection | None = None
         self._kinds: set[str] = set()  # every kind stored: filters expand prefixes over it
         self._store_id: str | None = None
@@ -346,6 +366,8 @@ class SQLiteStore(Store):
                 raise
             conn.execute("COMMIT")
             self._kinds.update(txn.kinds)
+            if txn.erased or self._wipe_pending:
+                self._wipe_pending = not _wipe_wal(conn)
             return result
 
         return await _on_thread(self._w, run)

@@ -740,6 +740,27 @@ async def test_redaction_by_author_or_coordinator_erases_the_body(
     assert await stored_body(store, event_id(need)) is None
 
 
+async def test_an_erased_body_is_left_nowhere_on_disk(
+    ingestor: Ingestor, store: SQLiteStore, members: PodBuilder
+) -> None:
+    """Not in the database file, its free pages, or the WAL: secure_delete and a checkpoint."""
+    pod = members
+    marker = "MARKER-7f3a-12-Elm-Street"
+    need = pod.need(pod.key("ada"), f"Lift {marker}", details=f"ring twice at {marker}")
+    assert stored_ok((await ingestor.submit([need], CLIENT))[0])
+    files = [store.path, store.path.with_name(store.path.name + "-wal")]
+
+    def on_disk() -> bool:
+        return any(marker.encode() in f.read_bytes() for f in files if f.exists())
+
+    assert on_disk()  # the test can see it before
+    [result] = await ingestor.submit([pod.redact(pod.key("ada"), event_id(need))], CLIENT)
+    assert result.effect is not None and result.effect.message == "erased"
+    assert not on_disk()
+    view = await need_view(store, event_id(need))
+    assert view is not None and view.redacted
+
+
 async def test_redaction_by_another_member_does_nothing(
     ingestor: Ingestor, store: SQLiteStore, members: PodBuilder
 ) -> None:
@@ -748,6 +769,7 @@ async def test_redaction_by_another_member_does_nothing(
     redaction = pod.redact(pod.key("bo"), event_id(need))
     results = await ingestor.submit([need, redaction], CLIENT)
     assert all(stored_ok(r) for r in results)  # the redaction is stored, just powerless
+    assert results[1].effect is not None and results[1].effect.reason == "effect:not-allowed"
     assert await stored_body(store, event_id(need)) == need.body
     view = await need_view(store, event_id(need))
     assert view is not None and view.title == "Mine" and not view.redacted

@@ -1,0 +1,56 @@
+"""``kith erase`` against a real node serving HTTP on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.client import KithClient
+from node.datadir import read_key_file
+from tests.node.test_cli import Served, recorded_id, served
+
+__all__ = ["served"]  # the fixture, shared with test_cli
+
+
+def test_erase_a_need_and_what_cannot_be_erased(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = {}
+    for name in ("ada", "bo"):
+        keys[name] = tmp_path / f"{name}.key"
+        assert main(["key", "new", "--out", str(keys[name])]) == 0
+        argv = ["member", "add", "--dir", str(served.data.path), "--key-file", str(keys[name])]
+        assert main([*argv, "--url", served.url]) == 0
+    capsys.readouterr()
+
+    def kith(name: str, *argv: str) -> int:
+        return main([*argv, "--key", str(keys[name]), "--url", served.url])
+
+    marker = "MARKER-erase-4711"
+    assert kith("ada", "post", "need", "--title", "Lift", "--category", "ride",
+                "--details", f"ring at {marker}") == 0  # fmt: skip
+    need = recorded_id(capsys.readouterr().out, "need.posted")
+    assert kith("bo", "post", "claim", "--need", need) == 0
+    claim = recorded_id(capsys.readouterr().out, "claim.made")
+
+    assert kith("bo", "erase", need) == 1  # not Bo's to erase
+    assert "only its author or a coordinator may erase it (effect:not-allowed)" in (
+        capsys.readouterr().err
+    )
+    assert kith("ada", "erase", need) == 0
+    assert "event.redacted recorded (erased): " in capsys.readouterr().out
+    shown = KithClient(served.url, read_key_file(keys["ada"]).signing_key()).get(
+        f"/v1/needs/{need}"
+    )
+    assert shown["title"] == "[removed]" and shown["redacted"] is True
+    db = served.data.path / "kith.db"
+    assert not any(
+        marker.encode() in f.read_bytes() for f in (db, db.with_name("kith.db-wal")) if f.exists()
+    )
+
+    assert kith("bo", "erase", claim) == 1
+    assert "records (claims, hours, roster, votes) are never erased" in capsys.readouterr().err
+    assert kith("ada", "erase", "A" * 43) == 1
+    assert "no event " + "A" * 43 + " on this node" in capsys.readouterr().err
