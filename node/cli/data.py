@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from node.cli.options import Subcommands, add_command
 from protocol.reasons import KithError
@@ -23,7 +24,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = DataDir(args.dir)
     config = data.config()
     operator = Reader(person=config.node_key, role="node", pod=config.pod)
-    out = open(args.out, "wb") if args.out and args.out != "-" else sys.stdout.buffer  # noqa: SIM115
+    out = _private_file(args.out) if args.out and args.out != "-" else sys.stdout.buffer
 
     async def run() -> int:
         store = SQLiteStore(data.db_path)
@@ -119,6 +120,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _private_file(path: str, *, exclusive: bool = False) -> BinaryIO:
+    """Open ``path`` for writing, readable by its owner only (mode 0600, whatever the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
+    return os.fdopen(fd, "wb")
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """``kith backup``: a consistent copy of the database, even while the node runs."""
     from node.datadir import DataDir
@@ -129,6 +138,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     target = Path(args.out)
     if target.exists():
         raise KithError(f"{target} exists; choose a new file name")
+
+    # Created empty with mode 0600 first: SQLite writes into it and keeps the mode. A backup
+    # holds every member's events; nobody else on the machine may read it.
+    _private_file(str(target), exclusive=True).close()
 
     async def run() -> None:
         store = SQLiteStore(data.db_path)

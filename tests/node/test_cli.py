@@ -261,6 +261,24 @@ def test_backup_refuses_an_existing_file(
     assert target.read_bytes() == b"keep"
 
 
+def test_backups_and_exports_are_readable_by_their_owner_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = init(tmp_path / "pod")
+    old = os.umask(0o022)  # a usual umask would make them world-readable
+    try:
+        backup, dump = tmp_path / "b.db", tmp_path / "dump.jsonl"
+        dump.write_bytes(b"an older, world-readable export")
+        dump.chmod(0o644)
+        assert main(["backup", "--dir", str(data.path), str(backup)]) == 0
+        assert main(["export", "--dir", str(data.path), "--out", str(dump)]) == 0
+    finally:
+        os.umask(old)
+    for path in (backup, dump):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert b"pod.created" in dump.read_bytes()  # the older export was replaced
+
+
 # --- the offline life of a pod ---------------------------------------------------------
 
 
