@@ -364,26 +364,32 @@ def _refresh(conn: sqlite3.Connection, fact: Fact, *, explain: bool = True) -> E
     return _EXPLAIN_UNKNOWN[family_of(fact.kind)](fact)
 
 
+def _put_view(conn: sqlite3.Connection, table: str, view: Any, **columns: object) -> None:
+    """Store a recomputed view as its subject's row of ``table``: ``id``, ``pod``, ``ts``, the
+    view as JSON, and the ``columns`` the lists filter and order by."""
+    values = {"id": view.id, "pod": view.pod, "ts": view.ts, **columns}
+    values["view"] = _encoder.encode(view).decode()
+    names, marks = ", ".join(values), ", ".join("?" * len(values))
+    conn.execute(
+        f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", tuple(values.values())
+    )
+
+
 def _recompute_need(conn: sqlite3.Connection, need_id: str, about: Fact | None) -> Effect:
     facts = _facts_about(conn, need_id)
     view = derive_need(need_id, facts)
     effect = _NOT_ASKED if about is None else explain_need(about, view, facts)
     if view is None:
         return effect
-    conn.execute(
-        "INSERT OR REPLACE INTO pj_needs (id, pod, ts, status, category, urgency, window_end,"
-        " view, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            view.id,
-            view.pod,
-            view.ts,
-            view.status,
-            view.category,
-            view.urgency,
-            None if view.window is None else view.window.end,
-            _encoder.encode(view).decode(),
-            view.scope,
-        ),
+    _put_view(
+        conn,
+        "pj_needs",
+        view,
+        status=view.status,
+        category=view.category,
+        urgency=view.urgency,
+        window_end=None if view.window is None else view.window.end,
+        scope=view.scope,
     )
     return effect
 
@@ -394,19 +400,7 @@ def _recompute_offer(conn: sqlite3.Connection, offer_id: str, about: Fact | None
     effect = _NOT_ASKED if about is None else explain_offer(about, view, facts)
     if view is None:
         return effect
-    conn.execute(
-        "INSERT OR REPLACE INTO pj_offers (id, pod, ts, status, category, view, scope)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            view.id,
-            view.pod,
-            view.ts,
-            view.status,
-            view.category,
-            _encoder.encode(view).decode(),
-            view.scope,
-        ),
-    )
+    _put_view(conn, "pj_offers", view, status=view.status, category=view.category, scope=view.scope)
     return effect
 
 
@@ -474,19 +468,14 @@ def _recompute_referral(conn: sqlite3.Connection, referral_id: str, about: Fact 
             effect = explain_referral(about, view)
         if view is None:
             continue
-        conn.execute(
-            "INSERT OR REPLACE INTO pj_referrals (id, pod, ts, state, need, to_pod, valid, view)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                view.id,
-                view.pod,
-                view.ts,
-                view.state,
-                view.need,
-                None if view.assignment is None else view.assignment.to_pod,
-                int(view.problem is None),
-                _encoder.encode(view).decode(),
-            ),
+        _put_view(
+            conn,
+            "pj_referrals",
+            view,
+            state=view.state,
+            need=view.need,
+            to_pod=None if view.assignment is None else view.assignment.to_pod,
+            valid=int(view.problem is None),
         )
         conn.execute("DELETE FROM pj_clearing WHERE referral = ?", (view.id,))
         conn.executemany(
@@ -516,18 +505,7 @@ def _recompute_proposal(conn: sqlite3.Connection, proposal_id: str, about: Fact 
     effect = _NOT_ASKED if about is None else explain_proposal(about, view, facts)
     if view is None:
         return effect
-    conn.execute(
-        "INSERT OR REPLACE INTO pj_proposals (id, pod, ts, closes_at, view, scope)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            view.id,
-            view.pod,
-            view.ts,
-            view.closes_at,
-            _encoder.encode(view).decode(),
-            view.scope,
-        ),
-    )
+    _put_view(conn, "pj_proposals", view, closes_at=view.closes_at, scope=view.scope)
     return effect
 
 
@@ -549,18 +527,13 @@ def _recompute_gathering(conn: sqlite3.Connection, gathering_id: str, about: Fac
     effect = _NOT_ASKED if about is None else explain_gathering(about, facts)
     if view is None:
         return effect
-    conn.execute(
-        "INSERT OR REPLACE INTO pj_gatherings (id, pod, ts, status, window_end, view, scope)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            view.id,
-            view.pod,
-            view.ts,
-            view.status,
-            None if view.window is None else view.window.end,
-            _encoder.encode(view).decode(),
-            view.scope,
-        ),
+    _put_view(
+        conn,
+        "pj_gatherings",
+        view,
+        status=view.status,
+        window_end=None if view.window is None else view.window.end,
+        scope=view.scope,
     )
     return effect
 
