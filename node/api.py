@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -490,6 +490,34 @@ async def federation_handler(socket: WebSocket[Any, Any, Any]) -> None:
     await node.federation.accept(LitestarChannel(socket))
 
 
+def _validation_failed(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """A bad query, path or body parameter: say which parameter and why, never its value.
+
+    Litestar's own answer repeats the whole URL and the value (a search for an address, a
+    made-up id), which then sits in proxies' and clients' error logs.
+    """
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    fields = [
+        {
+            "key": item.get("key"),
+            "source": item.get("source"),
+            "message": "not one of the allowed values"
+            if "enum" in str(item.get("message", "")).lower()
+            else "not a valid value here",
+        }
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    names = ", ".join(f"`{f['key']}`" for f in fields if f["key"]) or "a parameter"
+    body = {
+        "status_code": 400,
+        "reason": "invalid:parameter",
+        "detail": f"Validation failed for {request.method} {request.url.path}: {names}",
+        "extra": fields,
+    }
+    return Response(body, status_code=400)
+
+
 def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litestar:
     """The Litestar application for ``node``."""
 
@@ -528,6 +556,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},
+        exception_handlers={ValidationException: _validation_failed},
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(title="Kith node", version=VERSION, path="/schema"),
