@@ -178,6 +178,8 @@ def explain_need(fact: Fact, view: NeedView | None, facts: Iterable[Fact]) -> Ef
         return no_effect("unknown-claim", "withdraws a claim that is not known here")
     if view is None:
         return no_effect("unknown-need", f"{_WHAT[fact.kind]} an unknown need (not here yet)")
+    if fact.pod != view.pod:
+        return no_effect("other-pod", "the need belongs to another pod: only its pod acts on it")
     ordered = sorted(facts, key=order)
     managers = f"only the need's author or a coordinator may {_VERB.get(fact.kind, 'do that')}"
 

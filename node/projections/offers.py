@@ -61,6 +61,8 @@ def explain_offer(fact: Fact, view: OfferView | None, facts: Iterable[Fact]) -> 
         return applied("offer posted")
     if view is None:
         return no_effect("unknown-offer", "withdraws an offer that is not known here")
+    if fact.pod != view.pod:
+        return no_effect("other-pod", "the offer belongs to another pod: only its pod acts on it")
     if not (fact.person == view.author or fact.role in COORDINATING_ROLES):
         return no_effect("not-allowed", "only the offer's author or a coordinator may withdraw it")
     first = min(
@@ -69,6 +71,7 @@ def explain_offer(fact: Fact, view: OfferView | None, facts: Iterable[Fact]) -> 
             for f in facts
             if f.kind == "offer.withdrawn"
             and f.subject == view.id
+            and f.pod == view.pod
             and (f.person == view.author or f.role in COORDINATING_ROLES)
         ),
         key=order,

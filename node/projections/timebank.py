@@ -146,6 +146,8 @@ def explain_entry(fact: Fact, entry: HoursEntry | None, facts: Iterable[Fact]) -
         return applied("hours logged: they count once the other side confirms")
     if entry is None:
         return no_effect("unknown-entry", "confirms an hours entry that is not known here")
+    if fact.pod != entry.pod:
+        return no_effect("other-pod", "the entry belongs to another pod's time bank")
     if fact.person == entry.logged_by:
         return no_effect("own-entry", "you cannot confirm your own hours")
     other = entry.receiver if entry.logged_by == entry.giver else entry.giver
@@ -159,6 +161,7 @@ def explain_entry(fact: Fact, entry: HoursEntry | None, facts: Iterable[Fact]) -
             for f in facts
             if f.kind == "hours.confirmed"
             and f.subject == entry.id
+            and f.pod == entry.pod
             and f.person != entry.logged_by
             and _is(f, other)
         ),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import msgspec
 import pytest
-from projection_builders import ALICE, BOB, BOB_PHONE, CAROL, DAVE, Signer, event, key
+from projection_builders import ALICE, BOB, BOB_PHONE, CAROL, DAVE, OTHER_POD, Signer, event, key
 
 from node.projections import SCHEMA, ProjectionInput, apply, projection_hash, redact
 from protocol.kinds import (
@@ -74,6 +74,8 @@ def test_a_need_s_life_says_what_each_step_did(conn: sqlite3.Connection) -> None
     withdraw = event("w", "need.withdrawn", NeedWithdrawn(need=key("n")), ALICE, 700)
     assert reason(conn, withdraw) == "effect:already-fulfilled"
     assert apply(conn, need()) is None  # a repeat did nothing new
+    elsewhere = event("x", "claim.made", ClaimMade(need=key("n")), BOB, 800, pod=OTHER_POD)
+    assert reason(conn, elsewhere) == "effect:other-pod"
 
 
 def test_updates_withdrawals_and_claims(conn: sqlite3.Connection) -> None:
@@ -111,6 +113,8 @@ def test_offers_and_hours(conn: sqlite3.Connection) -> None:
     assert reason(conn, event("ow2", "offer.withdrawn", off, CAROL, 130)) == (
         "effect:already-withdrawn"
     )
+    elsewhere = event("ow9", "offer.withdrawn", off, CAROL, 125, pod=OTHER_POD)
+    assert reason(conn, elsewhere) == "effect:other-pod"
     gone = OfferWithdrawn(offer=key("nowhere"))
     assert reason(conn, event("ow3", "offer.withdrawn", gone, BOB, 140)) == "effect:unknown-offer"
 
