@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
-
-_DEFAULT_URL = "http://127.0.0.1:8470"
+from node.cli.options import Subcommands, add_node_options, node_client
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from node.client import KithClient
-    from node.datadir import read_key_file
-
-    key = None if not getattr(args, "key", None) else read_key_file(Path(args.key)).signing_key()
-    return KithClient(args.url, key)
+    return node_client(args)[0]
 
 
 def cmd_url(args: argparse.Namespace) -> int:
@@ -76,15 +69,14 @@ def register(sub: Subcommands) -> None:
     )
     actions = calendar.add_subparsers(dest="calendar_command", required=True, metavar="ACTION")
     url = actions.add_parser("url", help="print the public feed's URL")
-    url.add_argument("--url", default=_DEFAULT_URL, help=f"the node (default {_DEFAULT_URL})")
+    add_node_options(url, key_help=None)
     url.set_defaults(fn=cmd_url)
     feed = actions.add_parser("feed", help="your private feeds", description="private feeds")
     feed_actions = feed.add_subparsers(dest="feed_command", required=True, metavar="ACTION")
 
     def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
         p = feed_actions.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--key", required=True, help="your key file")
-        p.add_argument("--url", default=_DEFAULT_URL, help=f"the node (default {_DEFAULT_URL})")
+        add_node_options(p)
         p.set_defaults(fn=fn)
         return p
 

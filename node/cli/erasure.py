@@ -9,13 +9,10 @@ hours, votes, the roster) are never erased: the node says so.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
+from node.cli.options import Subcommands, add_node_options, node_client
 from protocol.reasons import KithError
-
-DEFAULT_URL = "http://127.0.0.1:8470"
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -23,10 +20,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     import msgspec
 
     from node.cli.posts import print_result
-    from node.client import KithClient
-    from node.datadir import read_key_file
 
-    client = KithClient(args.url, read_key_file(Path(args.key)).signing_key())
+    client, _ = node_client(args)
     try:
         stored: dict[str, Any] = client.call("GET", f"/v1/events/{args.event}")
     except KithError as exc:
@@ -50,6 +45,5 @@ def register(sub: Subcommands) -> None:
         " drops it and never accepts it again; records (claims, hours, votes) stay",
     )
     p.add_argument("event", help="the id of the event to erase")
-    p.add_argument("--key", required=True, help="your key file")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+    add_node_options(p)
     p.set_defaults(fn=cmd_erase)

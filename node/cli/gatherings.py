@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
+from node.cli.options import Subcommands, add_node_options, node_client
 from protocol.reasons import KithError
 
 _KINDS = ["healing_circle", "peer_support", "skill_share", "food_distribution", "meeting", "other"]
-_DEFAULT_URL = "http://127.0.0.1:8470"
 
 
-def _client(args: argparse.Namespace) -> tuple[Any, Any]:
-    from node.client import KithClient
-    from node.datadir import read_key_file
-
-    key = read_key_file(Path(args.key)) if getattr(args, "key", None) else None
-    return KithClient(args.url, None if key is None else key.signing_key()), key
+_client = node_client
 
 
 def _post(client: Any, kind: str, body: dict[str, Any], scope: str) -> int:
@@ -155,8 +148,7 @@ def register(sub: Subcommands) -> None:
 
     def action(name: str, help_text: str, fn: Any, *, key_required: bool = True) -> Any:
         p = actions.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--key", required=key_required, help="your key file")
-        p.add_argument("--url", default=_DEFAULT_URL, help=f"the node (default {_DEFAULT_URL})")
+        add_node_options(p, key_required=key_required)
         p.set_defaults(fn=fn)
         return p
 

@@ -8,20 +8,13 @@ and no helper's load); with a member's key file it reads as that member.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
-
-DEFAULT_URL = "http://127.0.0.1:8470"
+from node.cli.options import Subcommands, add_node_options, node_client
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from node.client import KithClient
-    from node.datadir import read_key_file
-
-    key = None if args.key is None else read_key_file(Path(args.key)).signing_key()
-    return KithClient(args.url, key)
+    return node_client(args)[0]
 
 
 def _need_line(need: dict[str, Any]) -> str:
@@ -64,7 +57,10 @@ def register(sub: Subcommands) -> None:
     help_text = "the open offers that could meet a need, best first, and why"
     p = sub.add_parser("match", help=help_text, description=help_text)
     p.add_argument("need", help="the need's id")
-    p.add_argument("--key", help="your key file (a member's, to see pod needs and helpers' load)")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+    add_node_options(
+        p,
+        key_help="your key file (a member's, to see pod needs and helpers' load)",
+        key_required=False,
+    )
     p.add_argument("--limit", type=int, default=10, help="show at most N matches (default 10)")
     p.set_defaults(fn=cmd_match)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TypeAlias
+from pathlib import Path
+from typing import Any, TypeAlias
 
 #: The ``sub`` that ``build_parser`` hands to each command module's ``register``.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -33,3 +34,30 @@ def add_command(
         add_dir_option(p)
     p.set_defaults(fn=fn)
     return p
+
+
+#: The node a command talks to unless ``--url`` says otherwise (``kith serve``'s default).
+DEFAULT_URL = "http://127.0.0.1:8470"
+
+
+def add_node_options(
+    parser: argparse.ArgumentParser,
+    *,
+    key_help: str | None = "your key file",
+    key_required: bool = True,
+) -> None:
+    """Give a command that talks to a running node ``--url`` and (unless ``key_help`` is
+    ``None``) ``--key``, the member's key file it signs and reads with."""
+    if key_help is not None:
+        parser.add_argument("--key", required=key_required, help=key_help)
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+
+
+def node_client(args: argparse.Namespace) -> tuple[Any, Any]:
+    """A client for ``args.url`` signing with ``args.key`` (if given), and the key file."""
+    from node.client import KithClient
+    from node.datadir import read_key_file
+
+    path = getattr(args, "key", None)
+    key = read_key_file(Path(path)) if path else None
+    return KithClient(args.url, None if key is None else key.signing_key()), key

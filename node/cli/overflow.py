@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
+from node.cli.options import Subcommands, add_node_options, node_client
 from protocol.reasons import KithError
 
-DEFAULT_URL = "http://127.0.0.1:8470"
-
-
-def _client(args: argparse.Namespace) -> tuple[Any, Any]:
-    from node.client import KithClient
-    from node.datadir import read_key_file
-
-    key = read_key_file(Path(args.key))
-    return KithClient(args.url, key.signing_key()), key
+_client = node_client
 
 
 def _when(ms: int | None) -> str:
@@ -190,8 +181,7 @@ def register(sub: Subcommands) -> None:
         p = actions.add_parser(name, help=help_text, description=help_text)
         if target is not None:
             p.add_argument(target, help=f"the {target}'s id")
-        p.add_argument("--key", required=True, help="your key file (a coordinator's, to move)")
-        p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+        add_node_options(p, key_help="your key file (a coordinator's, to move)")
         p.set_defaults(fn=fn)
         return p
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
+from node.cli.options import Subcommands, add_node_options, node_client
 from protocol.reasons import KithError
 
 
@@ -105,14 +104,11 @@ def _windows(args: argparse.Namespace) -> list[dict[str, int]]:
 
 def cmd_post(args: argparse.Namespace) -> int:
     """``kith post WHAT``: sign an event with the member's key and post it."""
-    from node.client import KithClient
-    from node.datadir import read_key_file
     from protocol.kinds import validate_body
     from protocol.reasons import RejectedEvent
 
-    key_file = read_key_file(Path(args.key))
+    client, key_file = node_client(args)
     kind, body = _post_body(args)
-    client = KithClient(args.url, key_file.signing_key())
     if kind == "need.posted":
         personal = _personal(args)
         if personal is not None:
@@ -187,11 +183,8 @@ def _reseal_for_helper(client: Any, key: Any, need_id: str, claim_id: str) -> di
 def cmd_details(args: argparse.Namespace) -> int:
     """``kith details NEED``: a need and the personal details sealed to your key, if any."""
     from node.cli.sealed import event_body, open_field
-    from node.client import KithClient
-    from node.datadir import read_key_file
 
-    key = read_key_file(Path(args.key))
-    client = KithClient(args.url, key.signing_key())
+    client, key = node_client(args)
     need = client.call("GET", f"/v1/needs/{args.need}")
     print(f"{need['title']}  [{need['status']}] {need.get('category')}/{need.get('urgency')}")
     if need.get("details"):
@@ -253,12 +246,7 @@ def register(sub: Subcommands) -> None:
 
     def post_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
         p = post_sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--key", required=True, help="your key file")
-        p.add_argument(
-            "--url",
-            default="http://127.0.0.1:8470",
-            help="the node (default http://127.0.0.1:8470)",
-        )
+        add_node_options(p)
         p.add_argument(
             "--scope",
             choices=["pod", "peers", "public"],
@@ -313,8 +301,5 @@ def register(sub: Subcommands) -> None:
         description="show a need and the personal details sealed to your key, if any",
     )
     details.add_argument("need", help="the need's id")
-    details.add_argument("--key", required=True, help="your key file")
-    details.add_argument(
-        "--url", default="http://127.0.0.1:8470", help="the node (default http://127.0.0.1:8470)"
-    )
+    add_node_options(details)
     details.set_defaults(fn=cmd_details)

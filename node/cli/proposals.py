@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
-from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
+from node.cli.options import Subcommands, add_node_options, node_client
 from protocol.reasons import KithError
-
-DEFAULT_URL = "http://127.0.0.1:8470"
 
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
@@ -48,10 +45,7 @@ def _when(ms: int) -> str:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from node.client import KithClient
-    from node.datadir import read_key_file
-
-    return KithClient(args.url, read_key_file(Path(args.key)).signing_key())
+    return node_client(args)[0]
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -148,8 +142,7 @@ def register(sub: Subcommands) -> None:
 
     def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--key", required=True, help="your key file")
-        p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+        add_node_options(p)
         p.set_defaults(fn=fn)
         return p
 

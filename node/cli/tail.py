@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from node.cli.options import Subcommands
+from node.cli.options import DEFAULT_URL, Subcommands
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def register(sub: Subcommands) -> None:
         help="print live events readably (resumes after a dropped connection)",
         description="print live events readably (resumes after a dropped connection)",
     )
-    p.add_argument("--url", default="http://127.0.0.1:8470", help="the node")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
     p.add_argument("--kind", action="append", help="kind or prefix like 'need.*' (repeatable)")
     p.add_argument("--category", action="append", help="need/offer category (repeatable)")
     p.add_argument("--urgency", action="append", help="need urgency (repeatable)")
