@@ -20,23 +20,23 @@ _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
 
 def closes_at(text: str, now_ms: int) -> int:
-    """``3d``, ``12h``, ``90m``, ``2w`` from now, or an ISO 8601 time (UTC if no offset), in ms.
+    """``3d``, ``12h``, ``90m``, ``2w`` from now, or a date-time as every ``kith`` command reads
+    one (``node/cli/when.py``: ISO 8601, local time unless it has an offset), in ms.
 
-    >>> closes_at("2d", 0), closes_at("2026-12-10T18:00", 0)
+    >>> closes_at("2d", 0), closes_at("2026-12-10T18:00Z", 0)
     (172800000, 1796925600000)
     """
+    from node.cli.when import parse_time
+
     span = _SPAN.match(text.strip())
     if span:
         return now_ms + int(span[1]) * _UNIT_MS[span[2]]
     try:
-        moment = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
+        return parse_time(text)
+    except KithError:
         raise KithError(
             f"--closes {text!r}: give a span like 3d, 12h, 90m, 2w, or a time like 2026-12-10T18:00"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _when(ms: int) -> str:
