@@ -215,3 +215,66 @@ async def ingestor(make_ingestor: Callable[..., Any]) -> Ingestor:
     """A started ingestor for ``pod`` on ``store``, with the fake clock."""
     ing: Ingestor = await make_ingestor()
     return ing
+
+
+# --- a real node app in-process, for route tests -------------------------------------------
+
+
+def now_ms() -> int:
+    """The wall clock in ms (route tests run a real node on real time)."""
+    import time
+
+    return int(time.time() * 1000)
+
+
+def init_datadir(tmp_path: Path) -> Any:
+    """A data directory made by ``kith init`` (before the event loop runs)."""
+    from node.cli import main
+    from node.datadir import DataDir
+
+    path = tmp_path / "pod"
+    assert main(["init", "--dir", str(path), "--name", "Elm Street"]) == 0
+    return DataDir(path)
+
+
+@dataclass
+class LiveNode:
+    """A running node's app under a test client, and the builder that signs its pod's events."""
+
+    client: Any
+    node: Any
+    pod: PodBuilder
+
+    def auth(self, key: SigningKey) -> dict[str, str]:
+        """The ``Authorization`` header of a fresh token by ``key``."""
+        from protocol.tokens import make_token
+
+        token = make_token(key, purpose="http", node_key=self.node.key.public_b64, now_ms=now_ms())
+        return {"authorization": "Kith " + token}
+
+    async def results(self, *envs: Envelope) -> list[dict[str, Any]]:
+        """``POST /v1/events`` of ``envs``; the results, every one accepted."""
+        from protocol.envelope import encode_envelope
+
+        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
+        response = await self.client.post("/v1/events", content=body)
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        assert all(r["ok"] for r in results), results
+        return results
+
+
+async def live_node(datadir: Any, name: str) -> AsyncIterator[tuple[Any, Any, PodBuilder]]:
+    """A node on ``datadir`` started under a test client: (client, node, pod builder)."""
+    from litestar.testing import AsyncTestClient
+
+    from node.api import build_app
+    from node.app import Node
+    from node.datadir import read_key_file
+
+    node = Node(datadir)
+    pod = PodBuilder(name, ts=now_ms())
+    pod.root = read_key_file(datadir.root_key_path).signing_key()
+    pod.node = node.key
+    async with AsyncTestClient(app=build_app(node)) as client:
+        yield client, node, pod

@@ -4,50 +4,25 @@ back with ``icalendar``, and private feed capabilities created, used and revoked
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import icalendar
 import pytest
-from litestar.testing import AsyncTestClient
 
-from node.api import build_app
-from node.app import Node
-from node.cli import main
 from node.cli.sealed import seal_for
-from node.datadir import DataDir, read_key_file
+from node.datadir import DataDir
 from protocol.crypto import SigningKey
 from protocol.envelope import Envelope, encode_envelope
-from protocol.tokens import make_token
-from tests.node.conftest import PodBuilder, event_id
+from tests.node.conftest import LiveNode, event_id, init_datadir, live_node, now_ms
 
 HOUR = 3_600_000
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class Pod:
-    client: AsyncTestClient[Any]
-    node: Node
-    pod: PodBuilder
-
-    def auth(self, key: SigningKey) -> dict[str, str]:
-        token = make_token(key, purpose="http", node_key=self.node.key.public_b64, now_ms=now_ms())
-        return {"authorization": "Kith " + token}
-
+class Pod(LiveNode):
     async def post(self, *envs: Envelope) -> list[dict[str, Any]]:
-        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
-        response = await self.client.post("/v1/events", content=body)
-        assert response.status_code == 200, response.text
-        results: list[dict[str, Any]] = response.json()["results"]
-        assert all(r["ok"] for r in results), results
-        return results
+        return await self.results(*envs)
 
     def key(self, name: str) -> SigningKey:
         return self.pod.key(name)
@@ -56,19 +31,13 @@ class Pod:
 @pytest.fixture
 def datadir(tmp_path: Path) -> DataDir:
     """A data directory made by ``kith init``."""
-    path = tmp_path / "pod"
-    assert main(["init", "--dir", str(path), "--name", "Elm Street"]) == 0
-    return DataDir(path)
+    return init_datadir(tmp_path)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 async def elm(datadir: DataDir) -> AsyncIterator[Pod]:
     """A running node with Ada, Bo (members) and Cy (coordinator)."""
-    node = Node(datadir)
-    pod = PodBuilder("cal", ts=now_ms())
-    pod.root = read_key_file(datadir.root_key_path).signing_key()
-    pod.node = node.key
-    async with AsyncTestClient(app=build_app(node)) as client:
+    async for client, node, pod in live_node(datadir, "cal"):
         p = Pod(client, node, pod)
         await p.post(pod.add("ada"), pod.add("bo"), pod.add("cy", "coordinator"))
         yield p

@@ -3,47 +3,23 @@ in a data directory made by ``kith init``, through ``litestar.testing.AsyncTestC
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from node.api import build_app
-from node.app import Node
-from node.cli import main
-from node.datadir import DataDir, read_key_file
+from node.datadir import DataDir
 from protocol.crypto import SigningKey
-from protocol.envelope import Envelope, encode_envelope
-from protocol.tokens import make_token
-from tests.node.conftest import PodBuilder, event_id
+from protocol.envelope import Envelope
+from tests.node.conftest import LiveNode, PodBuilder, event_id, init_datadir, live_node, now_ms
 
 HOUR = 3600 * 1000
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class Api:
-    client: AsyncTestClient[Any]
-    node: Node
-    pod: PodBuilder
-
-    def auth(self, key: SigningKey) -> dict[str, str]:
-        token = make_token(key, purpose="http", node_key=self.node.key.public_b64, now_ms=now_ms())
-        return {"authorization": "Kith " + token}
-
+class Api(LiveNode):
     async def post(self, *envs: Envelope) -> list[str]:
-        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
-        response = await self.client.post("/v1/events", content=body)
-        results = response.json()["results"]
-        assert all(r["ok"] for r in results), results
-        return [r["id"] for r in results]
+        return [r["id"] for r in await self.results(*envs)]
 
     async def get(self, path: str, key: SigningKey | None = None, **params: Any) -> Any:
         headers = {} if key is None else self.auth(key)
@@ -53,20 +29,13 @@ class Api:
 @pytest.fixture
 def datadir(tmp_path: Path) -> DataDir:
     """A data directory made by ``kith init`` (before the event loop runs)."""
-    path = tmp_path / "pod"
-    assert main(["init", "--dir", str(path), "--name", "Elm Street"]) == 0
-    return DataDir(path)
+    return init_datadir(tmp_path)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 async def api(datadir: DataDir) -> AsyncIterator[Api]:
     """A running node with Ada, Bo, Cy and Dee (members) and Eve (coordinator)."""
-    data = datadir
-    node = Node(data)
-    pod = PodBuilder("match", ts=now_ms())
-    pod.root = read_key_file(data.root_key_path).signing_key()
-    pod.node = node.key
-    async with AsyncTestClient(app=build_app(node)) as client:
+    async for client, node, pod in live_node(datadir, "match"):
         a = Api(client, node, pod)
         await a.post(
             *(pod.add(p) for p in ("ada", "bo", "cy", "dee")), pod.add("eve", "coordinator")
