@@ -566,13 +566,25 @@ _EXPLAIN_UNKNOWN: Mapping[Family, Callable[[Fact], Effect]] = {
 # --- reading -----------------------------------------------------------------------------
 
 
-def _page(where: list[str], params: list[object], table: str, after: str | None, limit: int) -> str:
+def _page(
+    where: list[str],
+    params: list[object],
+    table: str,
+    after: str | None,
+    limit: int,
+    *,
+    columns: str = "view",
+    index: str | None = None,
+) -> str:
+    """A newest-first page of ``table``: ``columns`` of the rows matching ``where`` after the
+    row ``after``, read through ``index`` when given (``INDEXED BY``)."""
     if after is not None:
         where.append(f"(ts, id) < (SELECT ts, id FROM {table} WHERE id = ?)")
         params.append(after)
     params.append(max(0, min(limit, MAX_PAGE)))
     clause = " AND ".join(where) or "1"
-    return f"SELECT view FROM {table} WHERE {clause} ORDER BY ts DESC, id DESC LIMIT ?"
+    source = table if index is None else f"{table} INDEXED BY {index}"
+    return f"SELECT {columns} FROM {source} WHERE {clause} ORDER BY ts DESC, id DESC LIMIT ?"
 
 
 def _newest(
@@ -615,10 +627,8 @@ def _newest(
         clauses, values = [*base, *extra], [*args, *extra_args]
         # Neighbours' public rows are found by the scope index, whatever else is asked: another
         # index (status) would walk every row of this pod to find that there are none.
-        source = f"{table} INDEXED BY {table}_scope" if i else table
-        sql = _page(clauses, values, table, after, limit).replace(
-            f"SELECT view FROM {table} WHERE", f"SELECT view, ts, id FROM {source} WHERE", 1
-        )
+        index = f"{table}_scope" if i else None
+        sql = _page(clauses, values, table, after, limit, columns="view, ts, id", index=index)
         rows += conn.execute(sql, values).fetchall()
     if len(branches) > 1:
         rows.sort(key=lambda row: (row[1], row[2]), reverse=True)
