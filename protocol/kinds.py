@@ -74,6 +74,7 @@ __all__ = [
     "MemberKeyAdded",
     "MemberKeyRevoked",
     "MemberRemoved",
+    "MemberUnblocked",
     "NeedPosted",
     "NeedUpdated",
     "NeedWithdrawn",
@@ -247,13 +248,19 @@ class MemberRemoved(Body, frozen=True, kw_only=True):
 
     key: Key
     effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
+    reason: Note | None = None
 
 
 class MemberKeyAdded(Body, frozen=True, kw_only=True):
-    """A member links another device ``key`` to themselves; projections count people, not keys."""
+    """A member links another device ``key`` to themselves; projections count people, not keys.
+
+    Signed by the member (one of their active keys) or by a coordinator; a coordinator who
+    recovers a member who lost every device says why in ``reason`` (docs/recovery.md).
+    """
 
     member: Key
     key: Key
+    reason: Note | None = None
 
     def __post_init__(self) -> None:
         if self.key == self.member:
@@ -265,6 +272,7 @@ class MemberKeyRevoked(Body, frozen=True, kw_only=True):
 
     key: Key
     valid_through: dict[Scope, SeqThrough]
+    reason: Note | None = None
 
 
 class MemberBlocked(Body, frozen=True, kw_only=True):
@@ -275,6 +283,18 @@ class MemberBlocked(Body, frozen=True, kw_only=True):
 
     key: Key
     effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
+    reason: Note | None = None
+
+
+class MemberUnblocked(Body, frozen=True, kw_only=True):
+    """A coordinator lifts a block from seq ``effective[scope]`` on: later events count again.
+
+    Events from the block's position up to the unblock's stay unprojected.
+    """
+
+    key: Key
+    effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
+    reason: Note | None = None
 
 
 # --- people -------------------------------------------------------------------------------
@@ -619,6 +639,7 @@ BODY_TYPES: Mapping[str, type[Body]] = MappingProxyType(
         "member.key_added": MemberKeyAdded,
         "member.key_revoked": MemberKeyRevoked,
         "member.blocked": MemberBlocked,
+        "member.unblocked": MemberUnblocked,
         "profile.set": ProfileSet,
         "need.posted": NeedPosted,
         "need.updated": NeedUpdated,

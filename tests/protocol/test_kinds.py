@@ -55,6 +55,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "member.key_added": {"member": KEY_A, "key": KEY_B},
     "member.key_revoked": {"key": KEY_B, "valid_through": {}},
     "member.blocked": {"key": KEY_A, "effective": {"peers": 1}},
+    "member.unblocked": {"key": KEY_A, "effective": {"peers": 4}, "reason": "talked it through"},
     "profile.set": {},
     "need.posted": {"title": "Soup for two", "category": "food", "urgency": "normal"},
     "need.updated": {"need": ID_1, "urgency": "urgent"},
