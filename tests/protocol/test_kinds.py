@@ -572,6 +572,7 @@ def test_kind_families() -> None:
         "member.key_added",
         "member.key_revoked",
         "member.blocked",
+        "member.unblocked",
     }
     assert set(REDACTABLE_KINDS) == {
         "need.posted",
