@@ -32,7 +32,7 @@ from node.matching_routes import MATCHING_ROUTES
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.proposal_routes import PROPOSAL_ROUTES
-from node.store.base import EventQuery, StoredEvent, WireEvent
+from node.store.base import EventQuery, Placement, StoredEvent, WireEvent
 from node.streams import stream_handler
 from protocol.envelope import Envelope
 from protocol.logs import LogKey
@@ -185,6 +185,7 @@ async def get_events(
         until=until,
         after=after,
         limit=limit,
+        in_log=True,
     )
     rows = await node.store.query_wire(query)
     next_cursor = rows[-1].cursor if len(rows) == limit else None
@@ -197,7 +198,9 @@ async def get_event(
 ) -> Response[EventOut] | Response[Problem]:
     """One event, if it exists and the reader may see it (404 otherwise, to reveal nothing)."""
     stored = await _node(request).store.get(event_id)
-    if stored is None or not may_read(reader, _facts(stored)):
+    if stored is None or stored.placement is Placement.UNPROJECTED:
+        return _problem(404, "not-found", "no such event")
+    if not may_read(reader, _facts(stored)):
         return _problem(404, "not-found", "no such event")
     body = b'{"id":"' + stored.id.encode() + b'","cursor":' + str(stored.cursor).encode()
     body += b',"envelope":' + stored.envelope + b"}"

@@ -346,8 +346,9 @@ class Fanout:
         """
         if not committed:
             return
-        # Fork proofs are evidence for coordinators, not part of any log.
-        items = [c for c in committed if c.placement is not Placement.PROOF]
+        # Fork proofs are evidence for coordinators, not part of any log; unprojected events
+        # (a blocked or ended author, a bad body) are kept for peers, never shown to clients.
+        items = [c for c in committed if c.placement is Placement.LOG]
         start = 0
         while start < len(items) and self.groups:
             touched: list[Outbox] = []

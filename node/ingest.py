@@ -16,19 +16,21 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from node import projections
 from node.projections.effects import Effect, applied, no_effect
-from node.roster import Roster
+from node.roster import PodRoster, RedactionTarget, Roster, RosterEvent
+from node.roster import build as build_roster
 from node.store.base import EventQuery, NewEvent, Placement, Store, WriteTxn
-from protocol import reasons
+from protocol import kinds, reasons
 from protocol.envelope import Envelope, Event, Head, check_body, decode_envelope, parse_event
 from protocol.kinds import (
     KNOWN_KINDS,
@@ -154,29 +156,36 @@ class Ingestor:
             self._writer = None
 
     async def _load_roster(self) -> None:
+        """Rebuild every pod's roster from its stored roster events, the redactions waiting
+        for their targets, and the logs flagged as forked (all derived from the store)."""
         after = 0
         kinds = (*sorted(ROSTER_KINDS), "event.redacted")
+        by_pod: dict[str, dict[str, RosterEvent]] = {}
         while True:
             batch = await self.store.query(EventQuery(kinds=kinds, after=after, limit=2000))
             if not batch:
                 break
             for stored in batch:
                 after = stored.cursor
-                if stored.placement != Placement.LOG:
-                    # Unprojected (bad body, blocked author) or proof: never applied live
-                    # either, and a bad body must not stop the node from starting.
+                if stored.placement == Placement.PROOF:
                     continue
-                env = decode_envelope(stored.envelope)
-                event = parse_event(env)
-                body = check_body(event)
-                struct = validate_body(event.head.kind, body) if body is not None else None
-                if event.head.kind == "event.redacted":
-                    if isinstance(struct, EventRedacted):
-                        self._pending_redactions.setdefault(struct.target, []).append(
-                            (event.id, event.head)
-                        )
-                else:
-                    self.roster.apply(event.head, struct)
+                event = parse_event(decode_envelope(stored.envelope))
+                try:
+                    body = check_body(event)
+                    struct = validate_body(event.head.kind, body) if body is not None else None
+                except RejectedEvent:
+                    continue  # a bad body: stored unprojected, and must not stop the start
+                if isinstance(struct, EventRedacted):
+                    self._pending_redactions.setdefault(struct.target, []).append(
+                        (event.id, event.head)
+                    )
+                elif struct is not None:
+                    by_pod.setdefault(event.head.pod, {})[event.id] = RosterEvent(
+                        event.id, event.head, struct
+                    )
+        for pod, events in by_pod.items():
+            self.roster.install(build_roster(pod, events))
+        self.forked_logs = await self.store.read(_forked_logs)
 
     # -- submission -----------------------------------------------------------------
 
@@ -493,12 +502,23 @@ class _Batch:
                 if cursor is not None:
                     self.committed.append(Committed(cursor, proof, Placement.PROOF))
                 return _accepted(event.id, reasons.FORK, "kept as proof of a fork; log flagged")
-            auth = ing.roster.authorize(head)
+            # The body is read before authorization (a roster event's own body decides whether
+            # it counts), but a client still hears about authorization first (DESIGN §2).
+            struct = None
+            body_error: RejectedEvent | None = None
+            if item.body is not None:
+                try:
+                    struct = validate_body(head.kind, item.body)
+                except RejectedEvent as exc:
+                    body_error = exc
+            admitted: PodRoster | None = None
+            if head.kind in ROSTER_KINDS and struct is not None:
+                auth, admitted = ing.roster.admit(event.id, head, struct)
+            else:
+                auth = ing.roster.authorize(head)
             if auth is Authorization.UNKNOWN:
                 if source.is_client:
-                    raise RejectedEvent(
-                        reasons.UNAUTHORIZED, "the author is not a member of this pod"
-                    )
+                    raise RejectedEvent(reasons.UNAUTHORIZED, _unknown_message(head, ing.roster))
                 if ing._hold(item, gap=False):
                     return Result(
                         id=event.id,
@@ -511,19 +531,20 @@ class _Batch:
                 raise RejectedEvent(reasons.UNAUTHORIZED, "the author may not write this log")
             if auth is Authorization.BLOCKED and source.is_client:
                 raise RejectedEvent(reasons.BLOCKED, "the author is blocked in this pod")
-            struct = None
+            if auth is Authorization.ENDED and source.is_client:
+                raise RejectedEvent(reasons.UNAUTHORIZED, _ended_message(head.kind))
             projectable = auth is Authorization.YES
-            if item.body is not None:
-                try:
-                    struct = validate_body(head.kind, item.body)
-                except RejectedEvent:
-                    if source.is_client:
-                        raise
-                    projectable = False
+            if body_error is not None:
                 if source.is_client:
-                    outsiders = ing.roster.sealed_to_outsiders(head, struct)
-                    if outsiders is not None:
-                        raise RejectedEvent(reasons.invalid("sealed-recipients"), outsiders)
+                    raise body_error
+                projectable = False
+            if source.is_client:
+                outsiders = ing.roster.sealed_to_outsiders(head, struct)
+                if outsiders is not None:
+                    raise RejectedEvent(reasons.invalid("sealed-recipients"), outsiders)
+                ahead = self.position_ahead(head, struct)
+                if ahead is not None:
+                    raise RejectedEvent(reasons.invalid("future-position"), ahead)
         except RejectedEvent as exc:
             if exc.reason == reasons.FORK and state is not None:
                 # The client re-signs at the next seq: tell it where the log stands.
@@ -554,31 +575,23 @@ class _Batch:
         if cursor is None:
             return _accepted(event.id, reasons.DUPLICATE)
         self.heads[key] = LogState(head.seq, event.id, head.ts)
-        roster = ing.roster.pods.get(head.pod)
         effect: Effect | None = None
-        if head.kind in ROSTER_KINDS and projectable:
-            effect = ing.roster.effect_of(head, struct)
-            ing.roster.apply(head, struct)
-            roster = ing.roster.pods.get(head.pod)
-        if isinstance(struct, EventRedacted) and projectable:
-            effect = self.redact(txn, event, struct.target)
+        if admitted is not None:
+            # Stored, so it is one of the pod's roster events whether or not it counts.
+            before = ing.roster.pods.get(head.pod)
+            if projectable:
+                effect = ing.roster.effect_of(head, struct)
+            ing.roster.install(admitted)
+            self.reproject(txn, before, admitted, skip=event.id)
+        if isinstance(struct, EventRedacted) and body_error is None:
+            # Whatever its own placement: whether it erases is decided without positions.
+            redacted = self.redact(txn, event, struct.target)
+            effect = redacted if projectable else None
+        roster = ing.roster.pods.get(head.pod)
         if projectable and roster is not None:
-            person = roster.person_of(head.author) or head.author
-            role = roster.role_of(head.author) or "member"
             projected = projections.apply(
                 txn.connection,
-                projections.ProjectionInput(
-                    id=event.id,
-                    pod=head.pod,
-                    author=head.author,
-                    person=person,
-                    role=role,
-                    scope=head.scope,
-                    seq=head.seq,
-                    ts=head.ts,
-                    kind=head.kind,
-                    body=struct if body is not None else None,
-                ),
+                projection_input(roster, event, struct if body is not None else None),
             )
             effect = projected if effect is None else effect  # the roster's, the redaction's
             if erase:
@@ -593,20 +606,104 @@ class _Batch:
         self.committed.append(Committed(cursor, new, placement))
         return _accepted(event.id, effect=effect)
 
-    def may_redact(self, redaction_head: Head, target: Head | _Target) -> bool:
-        """A redaction counts if by the target's author (same person) or an admin, same scope."""
-        if redaction_head.pod != target.pod or redaction_head.scope != target.scope:
-            return False
-        roster = self.ing.roster.pods.get(target.pod)
-        if roster is None:
-            return redaction_head.author == target.author
-        same = roster.person_of(redaction_head.author) == roster.person_of(target.author)
-        role = roster.role_of(redaction_head.author)
-        return (
-            redaction_head.author == target.author
-            or same
-            or role in ("root", "node", "coordinator")
+    def reproject(
+        self, txn: WriteTxn, before: PodRoster | None, after: PodRoster, *, skip: str
+    ) -> None:
+        """A roster change: settle again every stored event whose standing it may change.
+
+        Those are the events of every key whose standing differs between the two rosters
+        (membership, person, role history, removals, revocations, blocks) and the roster
+        events that start or stop counting. Each moves between in-log and unprojected, or is
+        re-projected with its author's person and role, so that the read models are what they
+        would be had the roster events arrived first (D38).
+        """
+        old = before if before is not None else PodRoster(after.pod)
+        keys = sorted(
+            k for k in _keys(old) | _keys(after) if _standing(old, k) != _standing(after, k)
         )
+        flipped = sorted(old.counted ^ after.counted)
+        conn = txn.connection
+        seen = {skip}
+        rows: list[Any] = []
+        for chunk in _chunks(keys, 400):
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(
+                f"SELECT {_SETTLE_COLUMNS} FROM events WHERE pod = ? AND author IN ({marks})"
+                " AND placement != 1 ORDER BY cursor",
+                (after.pod, *chunk),
+            ).fetchall()
+        for chunk in _chunks(flipped, 400):
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(
+                f"SELECT {_SETTLE_COLUMNS} FROM events WHERE id IN ({marks}) AND placement != 1",
+                chunk,
+            ).fetchall()
+        for row in rows:
+            if row[0] not in seen:
+                seen.add(row[0])
+                self.settle(txn, after, row)
+        if old.blocked_people() != after.blocked_people():
+            projections.set_blocked(conn, after.pod, after.blocked_people())
+
+    def settle(self, txn: WriteTxn, roster: PodRoster, row: Any) -> None:
+        """Place and project one stored event as ``roster`` says it stands now."""
+        event_id, _cursor, placement, prefix, body_text = row
+        event = parse_event(decode_envelope(prefix + (body_text or b"null") + b"}"))
+        head = event.head
+        struct = None
+        try:
+            body = check_body(event)
+            struct = validate_body(head.kind, body) if body is not None else None
+        except RejectedEvent:
+            return  # a bad body is never projected, whoever wrote it
+        if head.kind in ROSTER_KINDS:
+            counts = event_id in roster.counted
+        else:
+            counts = roster.at_position(head) is Authorization.YES
+        conn = txn.connection
+        if placement == Placement.LOG and counts:
+            person = roster.person_of(head.author) or head.author
+            role = roster.role_at(head.author, head.ts) or "member"
+            was = projections.projected_as(conn, event_id)
+            if was is None or was == (person, role):
+                return
+            projections.unapply(conn, event_id)
+        elif placement == Placement.LOG:
+            projections.unapply(conn, event_id)
+            txn.set_placement(event_id, Placement.UNPROJECTED)
+            return
+        elif counts:
+            txn.set_placement(event_id, Placement.LOG)
+        else:
+            return
+        projections.apply(conn, projection_input(roster, event, struct))
+        if txn.is_redacted(event_id):
+            projections.redact(conn, event_id)
+
+    def may_redact(self, redaction_head: Head, target: Head | RedactionTarget) -> bool:
+        """A redaction counts if by the target's author (same person) or an admin, same scope."""
+        return self.ing.roster.may_redact(redaction_head, target)
+
+    def position_ahead(self, head: Head, body: msgspec.Struct | None) -> str | None:
+        """Why a client's removal, block or revocation names a position its log has not
+        reached, or ``None``: it would leave the person able to write on until then."""
+        if isinstance(body, kinds.MemberKeyRevoked):
+            stated, through = body.valid_through, True
+        elif isinstance(body, kinds.MemberRemoved | kinds.MemberBlocked | kinds.MemberUnblocked):
+            stated, through = body.effective, False
+        else:
+            return None
+        for scope, seq in sorted(stated.items()):
+            state = self.head(LogKey(head.pod, body.key, str(scope)))
+            now = state.seq if state is not None else 0
+            if seq > (now if through else now + 1):
+                word = "valid_through" if through else "effective"
+                fix = now if through else now + 1
+                return (
+                    f"{word} names seq {seq} in scope {scope}, but that log is at seq {now}:"
+                    f" use {fix} to act from now"
+                )
+        return None
 
     def redact(self, txn: WriteTxn, redaction: Event, target: str) -> Effect:
         """Erase the target's body now if it is stored, or remember it for when it arrives."""
@@ -619,7 +716,7 @@ class _Batch:
             return applied(
                 "the target is not here yet: it is erased when it arrives (if yours to erase)"
             )
-        stored = _Target(*row)
+        stored = RedactionTarget(*row)
         if not is_redactable(stored.kind):
             return no_effect(
                 "not-redactable", "records (claims, hours, roster, votes) are never erased"
@@ -632,18 +729,79 @@ class _Batch:
         return applied("erased")
 
 
+def _forked_logs(conn: sqlite3.Connection) -> set[LogKey]:
+    rows = conn.execute("SELECT DISTINCT pod, author, scope FROM events WHERE placement = 1")
+    return {LogKey(*row) for row in rows}
+
+
 def _stored(txn: WriteTxn, event_id: str) -> bool:
     row = txn.connection.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
     return row is not None
 
 
-class _Target(NamedTuple):
-    """The head facts of a stored redaction target."""
+_SETTLE_COLUMNS = "id, cursor, placement, prefix, body"
 
-    pod: str
-    author: str
-    scope: str
-    kind: str
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _keys(roster: PodRoster) -> set[str]:
+    return set(roster.known) | set(roster.members) | set(roster.devices) | set(roster.roots)
+
+
+def _standing(roster: PodRoster, key: str) -> tuple[object, ...]:
+    """Everything the roster says about one key that can change how its events stand."""
+    person = roster.person_of(key)
+    member = roster.members.get(person) if person is not None else None
+    return (
+        person,
+        roster.roots.get(key, -1),
+        key in roster.node_keys,
+        key in roster.known,
+        roster.revoked.get(key),
+        roster.removed_keys.get(key),
+        roster.toggles.get(key),
+        None if member is None else tuple(member.history),
+        None if person is None else roster.removed_at.get(person),
+        None if person is None else roster.person_toggles.get(person),
+    )
+
+
+def _unknown_message(head: Head, roster: Roster) -> str:
+    pod = roster.pods.get(head.pod)
+    if head.kind in ROSTER_KINDS and pod is not None and pod.person_of(head.author) is not None:
+        if head.kind in ("pod.root_rotated", "node.key"):
+            return "only the pod's root key may sign this"
+        return "only a coordinator may change the roster (or a member, for their own devices)"
+    return "the author is not a member of this pod"
+
+
+def _ended_message(kind: str) -> str:
+    if kind in ROSTER_KINDS:
+        return (
+            "the author may not sign this roster change: not a coordinator at this time,"
+            " or removed or revoked before this position"
+        )
+    return "the author was removed, or the key revoked, before this position"
+
+
+def projection_input(
+    roster: PodRoster, event: Event, body: msgspec.Struct | None
+) -> projections.ProjectionInput:
+    head = event.head
+    return projections.ProjectionInput(
+        id=event.id,
+        pod=head.pod,
+        author=head.author,
+        person=roster.person_of(head.author) or head.author,
+        role=roster.role_at(head.author, head.ts) or "member",
+        scope=head.scope,
+        seq=head.seq,
+        ts=head.ts,
+        kind=head.kind,
+        body=body,
+    )
 
 
 def _new(event: Event, placement: Placement, body: str | None, source: Source) -> NewEvent:

@@ -79,6 +79,7 @@ def to_query(
         after=after,
         limit=limit,
         descending=descending,
+        in_log=True,
     )
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from node import projections
 from node.app import Node
-from node.roster import Roster
+from node.ingest import projection_input
+from node.roster import Roster, RosterEvent, build
 from node.store.base import Placement, WriteTxn
-from protocol.envelope import check_body, decode_envelope, parse_event, verify_event
-from protocol.kinds import ROSTER_KINDS, EventRedacted, validate_body
+from protocol.envelope import Event, check_body, decode_envelope, parse_event, verify_event
+from protocol.kinds import ROSTER_KINDS, validate_body
 from protocol.logs import LogKey
 from protocol.reasons import RejectedEvent
+from protocol.validate import Authorization
 
 
 @dataclass
@@ -91,48 +94,55 @@ async def verify_store(node: Node, *, rebuild: bool = False) -> Report:
 
 
 async def rebuild_projections(node: Node) -> None:
-    """Reset the read models and re-apply every stored event in commit order (one transaction)."""
-    envelopes: list[tuple[bytes, Placement]] = []
+    """Reset the read models and re-derive them from every stored event (one transaction).
+
+    The rosters are rebuilt from the stored roster events first (their set decides who may
+    write, D38); then each event is placed and projected as they say, in commit order.
+    """
+    envelopes: list[tuple[str, bytes, Placement]] = []
     async for batch in node.store.scan():
-        envelopes.extend((e.envelope, e.placement) for e in batch)
+        envelopes.extend((e.id, e.envelope, e.placement) for e in batch)
 
     def run(txn: WriteTxn) -> None:
         conn = txn.connection
         projections.reset(conn)
-        roster = Roster()
-        redacted: list[str] = []
-        for raw, placement in envelopes:
+        parsed: list[tuple[str, Event, Placement, Any, bool]] = []
+        by_pod: dict[str, dict[str, RosterEvent]] = {}
+        for event_id, raw, placement in envelopes:
+            if placement == Placement.PROOF:
+                continue
             event = parse_event(decode_envelope(raw))
+            try:
+                body = check_body(event)
+                struct = validate_body(event.head.kind, body) if body is not None else None
+                ok = True
+            except RejectedEvent:
+                struct, ok = None, False
+            parsed.append((event_id, event, placement, struct, ok))
+            if ok and struct is not None and event.head.kind in ROSTER_KINDS:
+                by_pod.setdefault(event.head.pod, {})[event_id] = RosterEvent(
+                    event_id, event.head, struct
+                )
+        roster = Roster()
+        for pod_id, events in by_pod.items():
+            roster.install(build(pod_id, events))
+        for event_id, event, placement, struct, ok in parsed:
             head = event.head
-            if placement != Placement.LOG:
-                continue
-            body = check_body(event)
-            struct = validate_body(head.kind, body) if body is not None else None
-            if head.kind in ROSTER_KINDS:
-                roster.apply(head, struct)
-            if isinstance(struct, EventRedacted):
-                redacted.append(struct.target)
             pod = roster.pods.get(head.pod)
-            if pod is None:
-                continue
-            projections.apply(
-                conn,
-                projections.ProjectionInput(
-                    id=event.id,
-                    pod=head.pod,
-                    author=head.author,
-                    person=pod.person_of(head.author) or head.author,
-                    role=pod.role_of(head.author) or "member",
-                    scope=head.scope,
-                    seq=head.seq,
-                    ts=head.ts,
-                    kind=head.kind,
-                    body=struct,
-                ),
-            )
-        for target in redacted:
-            if conn.execute("SELECT 1 FROM redactions WHERE target = ?", (target,)).fetchone():
-                projections.redact(conn, target)
+            if head.kind in ROSTER_KINDS:
+                counts = pod is not None and event_id in pod.counted
+            else:
+                counts = pod is not None and pod.at_position(head) is Authorization.YES
+            counts = counts and ok
+            want = Placement.LOG if counts else Placement.UNPROJECTED
+            if want != placement:
+                txn.set_placement(event_id, want)
+            if counts and pod is not None:
+                projections.apply(conn, projection_input(pod, event, struct))
+        for (target,) in conn.execute("SELECT target FROM redactions").fetchall():
+            projections.redact(conn, target)
+        for pod_roster in roster.pods.values():
+            projections.set_blocked(conn, pod_roster.pod, pod_roster.blocked_people())
         node.ingest.roster = roster
 
     await node.store.transact(run)

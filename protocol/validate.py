@@ -63,6 +63,11 @@ class Authorization(enum.Enum):
     NO = "no"
     UNKNOWN = "unknown"  # the author (or the roster event that admits it) is not known yet
     BLOCKED = "blocked"
+    #: The author is known, but their authority ended before this position (removed, key
+    #: revoked, root rotated out, or admitted only by a roster event that no longer counts).
+    #: Refused from a client; kept unprojected when relayed, so that every node holds the
+    #: same events and a later roster change can decide again (docs/decisions.md D38).
+    ENDED = "ended"
 
 
 class Outcome(enum.Enum):
@@ -225,7 +230,12 @@ def validate(
             raise RejectedEvent(reasons.UNAUTHORIZED, "the author may not write this log")
         if auth is Authorization.BLOCKED and source.is_client:
             raise RejectedEvent(reasons.BLOCKED, "the author is blocked in this pod")
-        # Blocks and schema failures change projection and delivery, never what is stored.
+        if auth is Authorization.ENDED and source.is_client:
+            raise RejectedEvent(
+                reasons.UNAUTHORIZED, "the author was removed or the key revoked before this"
+            )
+        # Blocks, ended authority and schema failures change projection and delivery, never
+        # what is stored.
         projectable = check_schema(event, body, source) and auth is Authorization.YES
     except RejectedEvent as exc:
         return Verdict(

@@ -37,10 +37,13 @@ from node.projections.sqlite import (
     list_proposals,
     list_referrals,
     needs_for_referral,
+    projected_as,
     projection_hash,
     redact,
     reset,
+    set_blocked,
     timebank,
+    unapply,
 )
 from node.projections.views import (
     REMOVED,
@@ -79,8 +82,11 @@ __all__ = [
     "list_proposals",
     "list_referrals",
     "needs_for_referral",
+    "projected_as",
     "projection_hash",
     "redact",
     "reset",
+    "set_blocked",
     "timebank",
+    "unapply",
 ]

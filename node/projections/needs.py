@@ -14,6 +14,8 @@ The rules (DESIGN §5), each decided from the fact set alone so that every node 
 * ``fulfilment.recorded`` by the need's author, the accepted helper or a coordinator fulfils
   it; the earliest valid one is the one shown.
 * ``need.withdrawn`` by the author or a coordinator withdraws it.
+* A claim by a person blocked now (``lapsed``) *lapses* unless the need is already fulfilled:
+  it cannot be accepted, and an acceptance of it no longer assigns the need (docs/moderation.md).
 * Status precedence: fulfilled > withdrawn > claimed > open. ``expired`` is a read-time status.
 
 Facts from another pod than the need's are ignored: they cannot be about it.
@@ -41,10 +43,13 @@ __all__ = ["derive_need", "explain_need", "need_status_at"]
 _CONTENT = ("title", "details", "category", "urgency", "window", "area", "minutes_estimate")
 
 
-def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
+def derive_need(
+    need_id: str, facts: Iterable[Fact], *, lapsed: frozenset[str] = frozenset()
+) -> NeedView | None:
     """The need ``need_id`` as its facts make it, or ``None`` while its ``need.posted`` is unknown.
 
-    ``facts`` may hold anything; only facts about this need count.
+    ``facts`` may hold anything; only facts about this need count. ``lapsed``: the people
+    blocked now, whose open claims lapse.
     """
     ordered = sorted(facts, key=order)
     posted = next((f for f in ordered if f.id == need_id and f.kind == "need.posted"), None)
@@ -65,18 +70,31 @@ def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
         for f in about
         if f.kind == "claim.withdrawn" and f.ref in claims and f.person == claims[f.ref].person
     }
-    accepted = next(
-        (
-            claims[f.ref]
-            for f in about_need("claim.accepted")
-            if f.ref in claims and f.ref not in withdrawn and manages(f)
-        ),
-        None,
-    )
+
+    def accepted_among(out: set[str | None]) -> Fact | None:
+        return next(
+            (
+                claims[f.ref]
+                for f in about_need("claim.accepted")
+                if f.ref in claims and f.ref not in out and manages(f)
+            ),
+            None,
+        )
+
+    accepted = accepted_among(withdrawn)
     helper = None if accepted is None else accepted.person
     fulfilment = next(
         (f for f in about_need("fulfilment.recorded") if manages(f) or f.person == helper), None
     )
+    # Claims of people blocked now lapse, unless the need was fulfilled already.
+    gone = (
+        {cid for cid, c in claims.items() if c.person in lapsed}
+        if lapsed and fulfilment is None
+        else set()
+    )
+    if gone:
+        accepted = accepted_among(withdrawn | gone)
+        helper = None if accepted is None else accepted.person
     is_withdrawn = any(manages(f) for f in about_need("need.withdrawn"))
 
     status: NeedStatus = "open"
@@ -90,6 +108,8 @@ def derive_need(need_id: str, facts: Iterable[Fact]) -> NeedView | None:
     def claim_status(claim_id: str) -> ClaimStatus:
         if claim_id in withdrawn:
             return "withdrawn"
+        if claim_id in gone:
+            return "lapsed"
         if accepted is None:
             return "pending"
         return "accepted" if claim_id == accepted.id else "declined"

@@ -86,10 +86,13 @@ __all__ = [
     "list_proposals",
     "list_referrals",
     "needs_for_referral",
+    "projected_as",
     "projection_hash",
     "redact",
     "reset",
+    "set_blocked",
     "timebank",
+    "unapply",
 ]
 
 #: The most rows one list call returns, whatever ``limit`` asks for.
@@ -189,6 +192,11 @@ CREATE TABLE IF NOT EXISTS pj_gatherings (
     scope TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pj_gatherings_pod ON pj_gatherings (pod, ts, id);
+CREATE TABLE IF NOT EXISTS pj_blocked (
+    pod TEXT NOT NULL,
+    person TEXT NOT NULL,
+    PRIMARY KEY (pod, person)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pj_balances (
     pod TEXT NOT NULL,
     person TEXT NOT NULL,
@@ -209,6 +217,7 @@ _TABLES = (
     "pj_clearing",
     "pj_proposals",
     "pj_gatherings",
+    "pj_blocked",
 )
 
 #: The materialized state the hash covers, each table in primary-key order. Facts are not
@@ -222,6 +231,7 @@ _HASHED = (
     "SELECT id, referral, pod, peer_pod, minutes, ts FROM pj_clearing ORDER BY id",
     "SELECT id, pod, ts, closes_at, view, scope FROM pj_proposals ORDER BY id",
     "SELECT id, pod, ts, status, window_end, view, scope FROM pj_gatherings ORDER BY id",
+    "SELECT pod, person FROM pj_blocked ORDER BY pod, person",
 )
 
 _FACT_COLUMNS = "id, pod, kind, person, author, role, ts, subject, ref, data, scope"
@@ -302,6 +312,55 @@ def redact(conn: sqlite3.Connection, target_id: str) -> None:
     _refresh(conn, fact, explain=False)  # the subject the body named, maybe no longer named
 
 
+def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
+    """Take an event's fact back out (its author's authority ended before it, D38).
+
+    Its subject is recomputed from the facts left, exactly as if the event had never been
+    projected. Returns whether there was a fact.
+    """
+    rows = conn.execute(f"SELECT {_FACT_COLUMNS} FROM pj_facts WHERE id = ?", (event_id,))
+    fact = next(map(_fact, rows), None)
+    if fact is None:
+        return False
+    # Found through its claim first (the claim may be the very fact going away).
+    subject = fact.subject
+    if subject is None and fact.ref is not None:
+        row = conn.execute(
+            "SELECT subject FROM pj_facts WHERE id = ? AND kind = 'claim.made'", (fact.ref,)
+        ).fetchone()
+        subject = None if row is None else row[0]
+    conn.execute("DELETE FROM pj_facts WHERE id = ?", (event_id,))
+    if subject is not None:
+        _RECOMPUTE[family_of(fact.kind)](conn, subject, None)
+    return True
+
+
+def projected_as(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
+    """The (person, role) an event's fact was projected with, or None if it has no fact."""
+    row = conn.execute("SELECT person, role FROM pj_facts WHERE id = ?", (event_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def set_blocked(conn: sqlite3.Connection, pod: str, people: set[str]) -> None:
+    """The members of ``pod`` blocked now: their open claims lapse (needs recomputed)."""
+    before = {row[0] for row in conn.execute("SELECT person FROM pj_blocked WHERE pod = ?", (pod,))}
+    if before == people:
+        return
+    conn.execute("DELETE FROM pj_blocked WHERE pod = ?", (pod,))
+    conn.executemany(
+        "INSERT INTO pj_blocked (pod, person) VALUES (?, ?)", [(pod, p) for p in sorted(people)]
+    )
+    changed = sorted(before ^ people)
+    marks = ",".join("?" * len(changed))
+    needs = conn.execute(
+        f"SELECT DISTINCT subject FROM pj_facts WHERE kind = 'claim.made' AND pod = ?"
+        f" AND person IN ({marks}) AND subject IS NOT NULL",
+        (pod, *changed),
+    ).fetchall()
+    for (need_id,) in needs:
+        _recompute_need(conn, need_id, None)
+
+
 def reset(conn: sqlite3.Connection) -> None:
     """Delete every projection row; a rebuild is ``reset`` then ``apply`` of every event.
 
@@ -377,9 +436,18 @@ def _put_view(conn: sqlite3.Connection, table: str, view: Any, **columns: object
 
 def _recompute_need(conn: sqlite3.Connection, need_id: str, about: Fact | None) -> Effect:
     facts = _facts_about(conn, need_id)
-    view = derive_need(need_id, facts)
+    claimants = sorted({(f.pod, f.person) for f in facts if f.kind == "claim.made"})
+    lapsed = frozenset(
+        person
+        for pod, person in claimants
+        if conn.execute(
+            "SELECT 1 FROM pj_blocked WHERE pod = ? AND person = ?", (pod, person)
+        ).fetchone()
+    )
+    view = derive_need(need_id, facts, lapsed=lapsed)
     effect = _NOT_ASKED if about is None else explain_need(about, view, facts)
     if view is None:
+        conn.execute("DELETE FROM pj_needs WHERE id = ?", (need_id,))
         return effect
     _put_view(
         conn,
@@ -399,6 +467,7 @@ def _recompute_offer(conn: sqlite3.Connection, offer_id: str, about: Fact | None
     view = derive_offer(offer_id, facts)
     effect = _NOT_ASKED if about is None else explain_offer(about, view, facts)
     if view is None:
+        conn.execute("DELETE FROM pj_offers WHERE id = ?", (offer_id,))
         return effect
     _put_view(conn, "pj_offers", view, status=view.status, category=view.category, scope=view.scope)
     return effect
@@ -425,25 +494,38 @@ def _recompute_hours(conn: sqlite3.Connection, entry_id: str, about: Fact | None
     facts = _facts_about(conn, entry_id)
     new = derive_entry(entry_id, facts)
     effect = _NOT_ASKED if about is None else explain_entry(about, new, facts)
-    if new is None:
-        return effect
     rows = conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM pj_hours WHERE id = ?", (entry_id,))
     old = next(map(_entry, rows), None)
-    conn.execute(
-        f"INSERT OR REPLACE INTO pj_hours ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (new.id, new.pod, new.giver, new.receiver, new.minutes, new.logged_by, new.ts, new.status),
-    )
+    if new is None:
+        if old is None:
+            return effect
+        conn.execute("DELETE FROM pj_hours WHERE id = ?", (entry_id,))
+    else:
+        conn.execute(
+            f"INSERT OR REPLACE INTO pj_hours ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.id,
+                new.pod,
+                new.giver,
+                new.receiver,
+                new.minutes,
+                new.logged_by,
+                new.ts,
+                new.status,
+            ),
+        )
+    pod = new.pod if new is not None else old.pod  # type: ignore[union-attr]
     for person, (given, received) in balance_changes(old, new).items():
         conn.execute(
             "INSERT INTO pj_balances (pod, person, given, received) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (pod, person) DO UPDATE SET"
             " given = given + excluded.given, received = received + excluded.received",
-            (new.pod, person, given, received),
+            (pod, person, given, received),
         )
         # A person with no confirmed entry has no row, however they came to have none.
         conn.execute(
             "DELETE FROM pj_balances WHERE pod = ? AND person = ? AND given = 0 AND received = 0",
-            (new.pod, person),
+            (pod, person),
         )
     return effect
 
@@ -467,6 +549,8 @@ def _recompute_referral(conn: sqlite3.Connection, referral_id: str, about: Fact 
         if about is not None and current == referral_id:
             effect = explain_referral(about, view)
         if view is None:
+            conn.execute("DELETE FROM pj_referrals WHERE id = ?", (current,))
+            conn.execute("DELETE FROM pj_clearing WHERE referral = ?", (current,))
             continue
         _put_view(
             conn,
@@ -504,6 +588,7 @@ def _recompute_proposal(conn: sqlite3.Connection, proposal_id: str, about: Fact 
     view = derive_proposal(proposal_id, facts)
     effect = _NOT_ASKED if about is None else explain_proposal(about, view, facts)
     if view is None:
+        conn.execute("DELETE FROM pj_proposals WHERE id = ?", (proposal_id,))
         return effect
     _put_view(conn, "pj_proposals", view, closes_at=view.closes_at, scope=view.scope)
     return effect
@@ -526,6 +611,7 @@ def _recompute_gathering(conn: sqlite3.Connection, gathering_id: str, about: Fac
     view = derive_gathering(gathering_id, facts)
     effect = _NOT_ASKED if about is None else explain_gathering(about, facts)
     if view is None:
+        conn.execute("DELETE FROM pj_gatherings WHERE id = ?", (gathering_id,))
         return effect
     _put_view(
         conn,

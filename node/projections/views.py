@@ -31,7 +31,7 @@ __all__ = [
 REMOVED = "[removed]"
 
 NeedStatus = Literal["open", "claimed", "fulfilled", "withdrawn", "expired"]
-ClaimStatus = Literal["pending", "accepted", "withdrawn", "declined"]
+ClaimStatus = Literal["pending", "accepted", "withdrawn", "declined", "lapsed"]
 OfferStatus = Literal["open", "withdrawn", "expired"]
 EntryStatus = Literal["pending", "confirmed"]
 

@@ -25,7 +25,7 @@ class Placement(enum.IntEnum):
 
     LOG = 0  # in its log, projected
     PROOF = 1  # a fork relayed by a peer: kept as proof, never projected
-    UNPROJECTED = 2  # in its log, but failed its schema or its author is blocked
+    UNPROJECTED = 2  # in its log, not projected: a bad body, a blocked or ended author
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +81,9 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     after: int | None = None
     limit: int = 500
     descending: bool = False
+    #: Only events in their log and projected: what clients are served (an unprojected
+    #: event — a blocked or ended author, a bad body — is kept for peers, never shown).
+    in_log: bool = False
 
 
 class WireEvent(NamedTuple):
@@ -129,6 +132,10 @@ class WriteTxn(abc.ABC):
     @abc.abstractmethod
     def drop_body(self, event_id: str) -> bool:
         """Drop a stored body (only allowed once a redaction for it is recorded)."""
+
+    @abc.abstractmethod
+    def set_placement(self, event_id: str, placement: Placement) -> None:
+        """Move an in-log event between ``LOG`` and ``UNPROJECTED`` (a roster change, D38)."""
 
     @abc.abstractmethod
     def record_redaction(self, target: str, by: str) -> None:

@@ -40,12 +40,19 @@ from protocol.reasons import KithError
 T = TypeVar("T")
 
 #: 2: ``events.origin`` (the peer an event came from), ``peer_checkpoints``, a ``store_id``.
-SCHEMA_VERSION = 2
+#: 3: ``placement`` may move between in-log and unprojected (a late roster change, D38).
+SCHEMA_VERSION = 3
 
 # Every head column is immutable; ``origin`` too (it decides where an event may be sent).
 _HEADS_TRIGGER = """events_heads_append_only
-BEFORE UPDATE OF cursor, id, pod, author, scope, seq, ts, kind, placement, prefix, origin ON events
+BEFORE UPDATE OF cursor, id, pod, author, scope, seq, ts, kind, prefix, origin ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"""
+# An event in its log may become unprojected and back (the roster decides, D38); a proof of a
+# fork stays a proof and nothing becomes one.
+_PLACEMENT_TRIGGER = """events_placement_in_log_only
+BEFORE UPDATE OF placement ON events
+WHEN OLD.placement = 1 OR NEW.placement NOT IN (0, 2)
+BEGIN SELECT RAISE(ABORT, 'only an in-log event changes placement, and never to proof'); END;"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -82,6 +89,7 @@ CREATE TABLE IF NOT EXISTS peer_checkpoints (
     updated_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS {_HEADS_TRIGGER}
+CREATE TRIGGER IF NOT EXISTS {_PLACEMENT_TRIGGER}
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_body_only_redacted BEFORE UPDATE OF body ON events
@@ -205,6 +213,11 @@ class _Txn(WriteTxn):
         self.erased = self.erased or cur.rowcount > 0
         return cur.rowcount > 0
 
+    def set_placement(self, event_id: str, placement: Placement) -> None:
+        self._conn.execute(
+            "UPDATE events SET placement = ? WHERE id = ?", (int(placement), event_id)
+        )
+
     def record_redaction(self, target: str, by: str) -> None:
         self._conn.execute(
             "INSERT OR IGNORE INTO redactions (target, by_id) VALUES (?, ?)", (target, by)
@@ -230,6 +243,7 @@ def _prepare(conn: sqlite3.Connection, extra_schema: str) -> tuple[int, int, str
             f" ({SCHEMA_VERSION}); upgrade kith"
         )
     _immediate(conn, _add_origin)
+    _immediate(conn, _free_placement)
     # executescript commits first, so it runs outside any step; all of it is IF NOT EXISTS.
     conn.executescript(SCHEMA + extra_schema)
     return found, SCHEMA_VERSION, _immediate(conn, _record_meta)
@@ -255,6 +269,16 @@ def _add_origin(conn: sqlite3.Connection) -> None:
         # value, and at worst one is offered back to a peer that already has it.
         conn.execute("ALTER TABLE events ADD COLUMN origin TEXT")
         conn.execute("DROP TRIGGER IF EXISTS events_heads_append_only")
+        conn.execute(f"CREATE TRIGGER {_HEADS_TRIGGER}")
+
+
+def _free_placement(conn: sqlite3.Connection) -> None:
+    """v2 → v3: the append-only trigger no longer covers ``placement`` (its own trigger does)."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_heads_append_only'"
+    ).fetchone()
+    if row is not None and "placement" in row[0]:
+        conn.execute("DROP TRIGGER events_heads_append_only")
         conn.execute(f"CREATE TRIGGER {_HEADS_TRIGGER}")
 
 
@@ -444,6 +468,8 @@ class SQLiteStore(Store):
         if q.after is not None:
             where.append("e.cursor > ?" if not q.descending else "e.cursor < ?")
             args.append(q.after)
+        if q.in_log:
+            where.append(f"e.placement = {int(Placement.LOG)}")
         sql = f"SELECT {columns} {_FROM}"
         if where:
             sql += " WHERE " + " AND ".join(where)

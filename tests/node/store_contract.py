@@ -117,6 +117,23 @@ class StoreContract(abc.ABC):
         got = await store.get(proof.id)
         assert got is not None and got.placement == Placement.PROOF
 
+    async def test_set_placement_moves_an_in_log_event_and_never_a_proof(
+        self, store: Store
+    ) -> None:
+        await store.transact(lambda t: t.insert(ev(1)))
+        await store.transact(lambda t: t.set_placement(ev(1).id, Placement.UNPROJECTED))
+        got = await store.get(ev(1).id)
+        assert got is not None and got.placement == Placement.UNPROJECTED
+        await store.transact(lambda t: t.set_placement(ev(1).id, Placement.LOG))
+        got = await store.get(ev(1).id)
+        assert got is not None and got.placement == Placement.LOG
+        proof = ev(9, seq=1, placement=Placement.PROOF)
+        await store.transact(lambda t: t.insert(proof))
+        with pytest.raises(sqlite3.DatabaseError):
+            await store.transact(lambda t: t.set_placement(proof.id, Placement.LOG))
+        with pytest.raises(sqlite3.DatabaseError):
+            await store.transact(lambda t: t.set_placement(ev(1).id, Placement.PROOF))
+
     async def test_a_second_event_at_one_log_position_is_refused(self, store: Store) -> None:
         await store.transact(lambda t: t.insert(ev(1)))
         with pytest.raises(sqlite3.IntegrityError):

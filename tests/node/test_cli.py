@@ -817,16 +817,16 @@ def test_migrate_brings_a_version_1_database_up_to_date(
     _v1_database(data.db_path)
     capsys.readouterr()
     assert main(["migrate", "--dir", str(data.path)]) == 0
-    assert capsys.readouterr().out == (f"{data.db_path}: migrated from schema version 1 to 2\n")
+    assert capsys.readouterr().out == (f"{data.db_path}: migrated from schema version 1 to 3\n")
     conn = sqlite3.connect(data.db_path)
     assert "origin" in {row[1] for row in conn.execute("PRAGMA table_info(events)")}
     conn.close()
     assert main(["migrate", "--dir", str(data.path)]) == 0
-    assert capsys.readouterr().out == f"{data.db_path}: schema version 2, already current\n"
+    assert capsys.readouterr().out == f"{data.db_path}: schema version 3, already current\n"
     for path in data.path.glob("kith.db*"):
         path.unlink()
     assert main(["migrate", "--dir", str(data.path)]) == 0
-    assert capsys.readouterr().out == f"{data.db_path}: created at schema version 2\n"
+    assert capsys.readouterr().out == f"{data.db_path}: created at schema version 3\n"
 
 
 def test_migrate_refuses_while_the_node_runs(

@@ -579,13 +579,37 @@ async def test_removal_takes_effect_from_the_stated_seq(
     public_after = pod.sign(
         ada, "need.posted", {"title": "p", "category": "food", "urgency": "low"}, scope="public"
     )
-    results = await ingestor.submit([removal, before, after, public_after], CLIENT)
+    results = await ingestor.submit([before, removal, after, public_after], CLIENT)
     assert [(r.ok, r.reason) for r in results] == [
+        (True, None),  # seq 2 < 3: valid
         (True, None),
-        (True, None),  # seq 2 < 3: still valid after the removal arrived
         (False, "unauthorized"),
         (True, None),  # the removal names the pod log only
     ]
+
+
+async def test_a_client_removal_naming_a_position_beyond_the_log_is_refused(
+    ingestor: Ingestor, store: SQLiteStore, members: PodBuilder
+) -> None:
+    """A removal "from seq 9" of a log at seq 1 would let the person write 7 more events."""
+    pod = members
+    ada, cy = pod.key("ada"), pod.key("cy")
+    ahead = {
+        "member.removed": {"key": ada.public_b64, "effective": {"pod": 9}},
+        "member.blocked": {"key": ada.public_b64, "effective": {"pod": 3}},
+        "member.key_revoked": {"key": ada.public_b64, "valid_through": {"pod": 2}},
+    }
+    for kind, body in ahead.items():
+        env = pod.sign(cy, kind, body, scope="public", advance=False)
+        [result] = await ingestor.submit([env], CLIENT)
+        assert (result.ok, result.reason) == (False, "invalid:future-position"), kind
+        assert result.message is not None and "log is at seq 1" in result.message, kind
+        assert await store.get(event_id(env)) is None
+    # From now (the next seq) is accepted; the same body relayed by a peer is judged as sent.
+    now = pod.sign(
+        cy, "member.blocked", {"key": ada.public_b64, "effective": {"pod": 2}}, scope="public"
+    )
+    assert stored_ok((await ingestor.submit([now], CLIENT))[0])
 
 
 async def test_blocked_author_is_refused_from_clients_and_kept_unprojected_from_import(
@@ -666,14 +690,15 @@ async def test_revoked_device_key_is_valid_through_the_stated_seq(
     link = pod.sign(
         cy, "member.key_added", {"member": ada.public_b64, "key": phone.public_b64}, scope="public"
     )
+    one = pod.need(phone, "1")
     revoke = pod.sign(
         cy,
         "member.key_revoked",
         {"key": phone.public_b64, "valid_through": {"pod": 1}},
         scope="public",
     )
-    one, two = pod.need(phone, "1"), pod.need(phone, "2")
-    results = await ingestor.submit([link, revoke, one, two], CLIENT)
+    two = pod.need(phone, "2")
+    results = await ingestor.submit([link, one, revoke, two], CLIENT)
     assert [(r.ok, r.reason) for r in results] == [
         (True, None),
         (True, None),
@@ -1298,12 +1323,17 @@ def test_any_arrival_order_gives_the_same_state(data: st.DataObject) -> None:
     assert permuted[0] == in_order[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a member.removed arriving after the events it invalidates does not"
-    " unstore/unproject them, so acceptance depends on arrival order (reported)",
-)
-async def test_removal_arriving_late_gives_the_same_stored_set(tmp_path: Path) -> None:
+async def _placements(store: SQLiteStore) -> dict[str, Placement]:
+    placed: dict[str, Placement] = {}
+    async for batch in store.scan():
+        placed.update((e.id, e.placement) for e in batch)
+    return placed
+
+
+async def test_removal_arriving_late_gives_the_same_state_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """D9's old gap: a removal that arrives after the events it ends un-projects them."""
     pod = PodBuilder("late")
     ada = pod.key("ada")
     roster = [*pod.genesis(), pod.add("ada")]
@@ -1315,17 +1345,65 @@ async def test_removal_arriving_late_gives_the_same_stored_set(tmp_path: Path) -
         scope="public",
     )
     two = pod.need(ada, "2")  # invalid: at seq 2, Ada was removed
+    claim = pod.sign(ada, "claim.made", {"need": event_id(one)})  # seq 3: invalid too
     outcomes = []
-    for name, order in (("a", [*roster, one, removal, two]), ("b", [*roster, one, two, removal])):
-        store = SQLiteStore(tmp_path / f"{name}.db", extra_schema=projections.SCHEMA)
+    for name, order in (
+        ("a", [*roster, one, removal, two, claim]),
+        ("b", [*roster, one, two, claim, removal]),
+    ):
+        path = tmp_path / f"{name}.db"
+        store = SQLiteStore(path, extra_schema=projections.SCHEMA)
         await store.open()
         ing = Ingestor(store, home_pod=pod.id, clock=FakeClock())
         await ing.start()
-        await ing.submit(order, IMPORT)
-        outcomes.append((await all_ids(store), await store.read(projections.projection_hash)))
+        results = await ing.submit(order, IMPORT)
+        assert all(r.ok for r in results), results
+        state = (
+            await all_ids(store),
+            await _placements(store),
+            await store.read(projections.projection_hash),
+        )
+        needs = await store.read(lambda c: projections.list_needs(c, now_ms=0))
+        assert [n.id for n in needs] == [event_id(one)]
+        assert needs[0].claims == ()
+        await ing.stop()
+        await store.close()
+        outcomes.append(state)
+        # The same after a restart, and after a rebuild from the log.
+        store = SQLiteStore(path, extra_schema=projections.SCHEMA)
+        await store.open()
+        ing = Ingestor(store, home_pod=pod.id, clock=FakeClock())
+        await ing.start()
+        assert ing.roster.pods[pod.id].is_removed(ada.public_b64)
+        assert await store.read(projections.projection_hash) == state[2]
         await ing.stop()
         await store.close()
     assert outcomes[0] == outcomes[1]
+    assert outcomes[0][1][event_id(two)] == Placement.UNPROJECTED
+
+
+async def test_forked_logs_survive_a_restart(tmp_path: Path) -> None:
+    pod = PodBuilder("forks")
+    ada = pod.key("ada")
+    history = [*pod.genesis(), pod.add("ada")]
+    body = {"title": "Soup", "category": "food", "urgency": "normal"}
+    first = pod.sign(ada, "need.posted", body, scope="public", advance=False)
+    other = pod.sign(  # the same seq, another event: a fork
+        ada, "need.posted", {**body, "title": "Stew"}, scope="public", advance=False
+    )
+    path = tmp_path / "k.db"
+    for attempt in range(2):
+        store = SQLiteStore(path, extra_schema=projections.SCHEMA)
+        await store.open()
+        ing = Ingestor(store, home_pod=pod.id, clock=FakeClock())
+        await ing.start()
+        if attempt == 0:
+            await ing.submit([*history, first], IMPORT)
+            [proof] = await ing.submit([other], from_peer(PodBuilder("neighbour").id))
+            assert (proof.ok, proof.reason) == (True, "fork")
+        assert ing.forked_logs == {LogKey(pod.id, ada.public_b64, "public")}
+        await ing.stop()
+        await store.close()
 
 
 async def test_one_peer_fills_at_most_its_share_of_the_hold(

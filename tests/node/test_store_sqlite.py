@@ -90,7 +90,7 @@ async def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert (store.opened_version, store.schema_version) == (1, SCHEMA_VERSION) == (1, 2)
+        assert (store.opened_version, store.schema_version) == (1, SCHEMA_VERSION) == (1, 3)
         rows, upto = await store.federation_page(0, home_pod="pod1", peer_pod="pod2", limit=10)
         assert [r.id for r in rows] == ["old"]  # an old event is local: origin NULL
         assert rows[0].envelope == b'{"head":"{}","sig":"s","body":null}'
@@ -113,13 +113,19 @@ async def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
             conn.execute("UPDATE events SET origin = 'x' WHERE id = 'old'")
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute("UPDATE events SET kind = 'x' WHERE id = 'old'")
+        # v3: an in-log event may become unprojected and back, never a proof (D38).
+        conn.execute("UPDATE events SET placement = 2 WHERE id = 'old'")
+        conn.execute("UPDATE events SET placement = 0 WHERE id = 'old'")
+        with pytest.raises(sqlite3.DatabaseError, match="never to proof"):
+            conn.execute("UPDATE events SET placement = 1 WHERE id = 'old'")
+        conn.commit()
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        assert meta["schema_version"] == "2" and meta["store_id"] == sid
+        assert meta["schema_version"] == "3" and meta["store_id"] == sid
     finally:
         conn.close()
     again = SQLiteStore(path)  # opening a migrated database changes nothing
     await again.open()
-    assert (again.opened_version, again.store_id) == (2, sid)
+    assert (again.opened_version, again.store_id) == (3, sid)
     await again.close()
 
 

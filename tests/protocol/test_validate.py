@@ -352,6 +352,16 @@ def test_blocked() -> None:
         assert (relayed.outcome, relayed.ok, relayed.projectable) == (Outcome.ACCEPT, True, False)
 
 
+def test_ended_authority_is_refused_from_a_client_and_kept_unprojected_when_relayed() -> None:
+    roster = {MEMBER.public_b64: Authorization.ENDED}
+    client = check(make(scope="public"), MemoryLedger(roster))
+    assert (client.outcome, client.reason) == (Outcome.REJECT, "unauthorized")
+    assert client.message is not None and "removed" in client.message
+    for source in (PEER, IMPORT):
+        relayed = check(make(scope="public"), MemoryLedger(roster), source)
+        assert (relayed.outcome, relayed.ok, relayed.projectable) == (Outcome.ACCEPT, True, False)
+
+
 def test_schema_failure() -> None:
     bad = make(scope="public", body={"title": "Soup", "category": "Soup!", "urgency": "high"})
     client = check(bad)
