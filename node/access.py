@@ -6,7 +6,7 @@ pre-filter with ``readable_scopes`` for speed, but each returned row is still ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, Protocol, TypeVar
 
 import msgspec
@@ -35,12 +35,19 @@ ANONYMOUS = Reader()
 
 
 class EventFacts(msgspec.Struct, frozen=True):
-    """The few head facts the policy looks at."""
+    """The few head facts the policy looks at.
+
+    ``about`` matters for the coordinator-read kinds (reports) only: the people (person keys)
+    the report is about, who never read it — ``None`` when not looked up or not recorded, and
+    then only its author does (the policy fails closed). The read paths fill it from
+    ``node.projections.reports`` (``about_of`` below, or the node's ``report_about``).
+    """
 
     pod: str
     author: str
     scope: str
     kind: str
+    about: frozenset[str] | None = None
 
 
 def may_read(reader: Reader, event: EventFacts) -> bool:
@@ -51,12 +58,18 @@ def may_read(reader: Reader, event: EventFacts) -> bool:
     - ``peers``: members of this node's pod (our own peers events, and those our direct
       peers sent us); a federation peer reads only *our* pod's ``peers`` events — it must
       never receive a third pod's.
-    - Kinds may narrow: ``report.filed`` only for coordinators and its own author.
+    - Kinds may narrow: a report (``report.filed``, ``report.resolved``) only for this pod's
+      coordinators and its own author — and never for a person it is about, whatever their
+      role (``event.about``). A report whose subjects are unknown is its author's alone.
     """
     if event.kind in COORDINATOR_READ_KINDS:
         if not reader.is_member or event.pod != reader.pod:
             return False
-        return reader.role in _ADMIN or reader.person == event.author
+        if event.about is not None and reader.person in event.about:
+            return False
+        if reader.person == event.author:
+            return True
+        return reader.role in _ADMIN and event.about is not None
     if event.scope == "public":
         return True
     if reader.peer_pod is not None:
@@ -81,6 +94,8 @@ class _Row(Protocol):
     """Anything with the head facts ``may_read`` looks at (stored rows of any shape)."""
 
     @property
+    def cursor(self) -> int: ...
+    @property
     def pod(self) -> str: ...
     @property
     def author(self) -> str: ...
@@ -93,11 +108,23 @@ class _Row(Protocol):
 _R = TypeVar("_R", bound=_Row)
 
 
-def visible(reader: Reader, rows: Iterable[_R]) -> list[_R]:
-    """The rows ``reader`` may read, in order; ``may_read`` asked once per distinct facts."""
+def visible(
+    reader: Reader, rows: Iterable[_R], about: Mapping[int, frozenset[str]] | None = None
+) -> list[_R]:
+    """The rows ``reader`` may read, in order; ``may_read`` asked once per distinct facts.
+
+    ``about``: whom each report among the rows is about, by cursor (``report_cursors`` says
+    which rows need it); a report missing from it is shown to its author only.
+    """
     decided: dict[tuple[str, str, str, str], bool] = {}
     out = []
     for row in rows:
+        if row.kind in COORDINATOR_READ_KINDS:
+            subjects = None if about is None else about.get(row.cursor)
+            facts = EventFacts(row.pod, row.author, row.scope, row.kind, subjects)
+            if may_read(reader, facts):
+                out.append(row)
+            continue
         key = (row.pod, row.author, row.scope, row.kind)
         ok = decided.get(key)
         if ok is None:
@@ -105,3 +132,21 @@ def visible(reader: Reader, rows: Iterable[_R]) -> list[_R]:
         if ok:
             out.append(row)
     return out
+
+
+def needs_about(reader: Reader, rows: Iterable[_Row]) -> list[int]:
+    """The cursors of the reports among ``rows`` whose subjects ``reader``'s read depends on
+    (none for a reader who may not read reports at all: no lookup is made for them)."""
+    if not reader.is_member:
+        return []
+    return [row.cursor for row in rows if row.kind in COORDINATOR_READ_KINDS]
+
+
+def persons_about(
+    raw: Mapping[int, frozenset[str]], person_of: Callable[[str], str | None]
+) -> dict[int, frozenset[str]]:
+    """Raw report subjects (keys, maybe device keys) as the people they belong to."""
+    return {
+        cursor: frozenset(person_of(key) or key for key in keys) | keys
+        for cursor, keys in raw.items()
+    }

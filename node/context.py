@@ -9,6 +9,7 @@ satisfies it structurally; mypy checks that where ``Node`` passes itself to ``Fe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -77,3 +78,6 @@ class NodeContext(Protocol):
 
     def anonymous(self) -> Reader:
         """The reader with no token."""
+
+    async def report_about(self, cursors: Sequence[int]) -> dict[int, frozenset[str]]:
+        """Whom each stored report (by cursor) is about, as people (``may_read``'s ``about``)."""

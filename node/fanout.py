@@ -22,7 +22,7 @@ import collections
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -41,6 +41,7 @@ from protocol.frames import (
     matches,
     websocket_frame,
 )
+from protocol.kinds import COORDINATOR_READ_KINDS
 
 _json = msgspec.json.Encoder()
 #: Policy answers a reader group keeps (per distinct pod, author, scope, kind) before it
@@ -53,6 +54,10 @@ CHUNK_DELIVERIES = 20_000
 MAX_BACKLOG = 50_000
 
 log = logging.getLogger("kith.fanout")
+
+
+#: Whom stored reports (by cursor) are about, as people: ``Node.report_about``.
+AboutLookup = Callable[[Sequence[int]], Awaitable[dict[int, frozenset[str]]]]
 
 
 class Outbox:
@@ -232,7 +237,11 @@ _Table = list[tuple[RouteGroup, list[tuple[ReaderGroup, tuple[Subscription, ...]
 class Fanout:
     """Every live subscription of the node; fed by the ingestor after each commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, about: AboutLookup | None = None) -> None:
+        # Whom reports are about (the node's ``report_about``): looked up once per commit
+        # chunk that holds a report, so that ``may_read`` keeps a report from its subject live
+        # as it does in every stored read. Without it, reports reach their authors only.
+        self._about = about
         self.groups: dict[_RouteKey, RouteGroup] = {}
         self.published = 0  # highest cursor handed to subscriptions
         self._advanced = asyncio.Condition()
@@ -348,13 +357,15 @@ class Fanout:
             return
         # Fork proofs are evidence for coordinators, not part of any log.
         items = [c for c in committed if c.placement is not Placement.PROOF]
+        reports = [c.cursor for c in items if c.event.kind in COORDINATOR_READ_KINDS]
+        about = await self._about(reports) if reports and self._about is not None else {}
         start = 0
         while start < len(items) and self.groups:
             touched: list[Outbox] = []
             delivered = 0
             table = self._routes()
             while start < len(items) and delivered < CHUNK_DELIVERIES:
-                delivered += self._route(items[start], table, touched)
+                delivered += self._route(items[start], table, touched, about)
                 start += 1
             for outbox in touched:
                 outbox.flush()
@@ -364,10 +375,16 @@ class Fanout:
         async with self._advanced:
             self._advanced.notify_all()
 
-    def _route(self, item: Committed, table: _Table, touched: list[Outbox]) -> int:
+    def _route(
+        self,
+        item: Committed,
+        table: _Table,
+        touched: list[Outbox],
+        about: Mapping[int, frozenset[str]],
+    ) -> int:
         ev = item.event
         cursor = item.cursor
-        access = AccessFacts(ev.pod, ev.author, ev.scope, ev.kind)
+        access = AccessFacts(ev.pod, ev.author, ev.scope, ev.kind, about.get(cursor))
         facts: EventFacts | None = None
         plain: EventFacts | None = None
         envelope: bytes | None = None
