@@ -29,6 +29,7 @@ from node.gathering_routes import GATHERING_ROUTES
 from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
 from node.ingest import Result
 from node.matching_routes import MATCHING_ROUTES
+from node.moderation_routes import MODERATION_ROUTES
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.proposal_routes import PROPOSAL_ROUTES
@@ -553,6 +554,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             federation_sync,
             *OVERFLOW_ROUTES,
             *PROPOSAL_ROUTES,
+            *MODERATION_ROUTES,
             *GATHERING_ROUTES,
             *CALENDAR_ROUTES,
             *MATCHING_ROUTES,
