@@ -49,7 +49,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for m in people:
         print(f"{m['key']} ({m['role']}, {_status(m)}): {len(m['devices'])} linked device(s)")
         for d in m["devices"]:
-            through = d["valid_through"]
+            through = ", ".join(f"{s} seq {n}" for s, n in (d["valid_through"] or {}).items())
             state = f"revoked, valid through {through}" if d["revoked"] else "active"
             print(f"  {d['key']}  {state}")
     return 0

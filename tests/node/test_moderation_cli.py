@@ -341,7 +341,7 @@ def test_a_lost_phone_is_revoked_and_posts_no_more(people: People, tmp_path: Pat
     assert not result["ok"] and result["reason"] == "unauthorized"
     assert "may not write this log" in result["message"]
     code, out, _ = p.kith("ada", "member", "devices", ada)
-    assert "revoked, valid through {'pod': 1, 'peers': 0, 'public': 0}" in out
+    assert "revoked, valid through pod seq 1, peers seq 0, public seq 0" in out
     code, _, err = p.kith("cora", "member", "revoke-device", phone.public)
     assert code == 1 and "already revoked" in err
 
@@ -380,3 +380,35 @@ def test_recovery_links_a_new_key_to_the_same_person(people: People) -> None:
     assert recovered[0]["person"] == ada and recovered[0]["by"] == p.public("cora")
     [member] = [m for m in p.client("cora").get("/v1/members") if m["key"] == ada]
     assert member["primary_revoked"] and member["devices"][0]["key"] == p.public("ada-new")
+
+
+def test_an_erased_report_and_its_resolution_stay_hidden_from_the_one_they_name(
+    people: People,
+) -> None:
+    p = people
+    cy = p.public("cy")
+    _, out, _ = p.kith("ada", "report", "--about", cy, "--text", "Said something cruel")
+    report = recorded_id(out, "report.filed")
+    _, out, _ = p.kith("bo", "report", "--about", p.public("ada"), "--text", "x")
+    about_ada = recorded_id(out, "report.filed")
+    code, out, err = p.kith("cora", "moderation", "resolve", report, "--note", "spoke to Cy")
+    assert code == 0, err
+    resolution = recorded_id(out, "report.resolved")
+    assert p.client("ada").post("event.redacted", {"target": report})["ok"]
+
+    def ids(name: str) -> set[str]:
+        page = p.client(name).get("/v1/events", kinds="report.*")
+        return {e["id"] for e in page["events"]}
+
+    assert not ids("cy") & {report, resolution}
+    assert {report, resolution} <= ids("cora")
+    erased = p.client("cora").get(f"/v1/events/{report}")
+    assert erased["envelope"]["body"] is None  # erased, and still not Cy's to read
+    [item] = [r for r in p.client("cora").get("/v1/moderation")["reports"] if r["id"] == report]
+    assert item["text"] is None and item["status"] == "resolved" and item["note"] == "spoke to Cy"
+    # A resolution by a member is stored but closes nothing; a made-up report id is refused.
+    assert p.client("bo").post("report.resolved", {"report": about_ada})["ok"]
+    view = p.client("cora").get("/v1/moderation")
+    assert [r["status"] for r in view["reports"] if r["id"] == about_ada] == ["open"]
+    code, _, err = p.kith("cora", "moderation", "resolve", resolution)
+    assert code == 1 and "no report" in err
