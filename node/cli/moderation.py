@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
 from node.cli.options import add_node_options, node_client
@@ -145,8 +146,8 @@ def cmd_block(args: argparse.Namespace) -> int:
     if code == 0:
         print(
             f"Blocked {key} from {_said(body['effective'])}: their later events are kept but"
-            " neither shown nor delivered; open claims of theirs lapse. The block and its reason"
-            " are public (roster events are)."
+            " neither shown nor delivered. The block and its reason are public (roster events"
+            " are)."
         )
     _resolve(pod, args.report, result, reason)
     if args.advise and result.get("ok"):
@@ -188,9 +189,20 @@ def cmd_unblock(args: argparse.Namespace) -> int:
     if args.reason:
         body["reason"] = args.reason
     code = print_result("member.unblocked", pod.post("member.unblocked", body))
-    if code == 0:
-        print(f"Unblocked {key} from {_said(body['effective'])}: their new events count again.")
-    return code
+    if code != 0:
+        return code
+    now = next((m for m in pod.client.get("/v1/members") if m["key"] == key), {})
+    if now.get("status") == "blocked":
+        # Said as it is: the unblock is signed and kept, but this node's roster has not lifted
+        # the block (a node that does not apply `member.unblocked` yet).
+        print(
+            f"kith: member.unblocked is stored, but this node still lists {key} as blocked;"
+            " its roster does not apply unblocks yet",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Unblocked {key} from {_said(body['effective'])}: their new events count again.")
+    return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
