@@ -191,7 +191,7 @@ def cmd_unblock(args: argparse.Namespace) -> int:
     code = print_result("member.unblocked", pod.post("member.unblocked", body))
     if code != 0:
         return code
-    now = next((m for m in pod.client.get("/v1/members") if m["key"] == key), {})
+    now: dict[str, Any] = next((m for m in pod.client.get("/v1/members") if m["key"] == key), {})
     if now.get("status") == "blocked":
         # Said as it is: the unblock is signed and kept, but this node's roster has not lifted
         # the block (a node that does not apply `member.unblocked` yet).
