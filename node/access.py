@@ -34,20 +34,29 @@ class Reader(msgspec.Struct, frozen=True, kw_only=True):
 ANONYMOUS = Reader()
 
 
+class ReportParties(msgspec.Struct, frozen=True):
+    """Who a report concerns, as people: the person who filed it (``filer``: its author's
+    person, so a report filed from a phone is its owner's) and those it is about."""
+
+    filer: str
+    about: frozenset[str]
+
+
 class EventFacts(msgspec.Struct, frozen=True):
     """The few head facts the policy looks at.
 
-    ``about`` matters for the coordinator-read kinds (reports) only: the people (person keys)
-    the report is about, who never read it — ``None`` when not looked up or not recorded, and
-    then only its author does (the policy fails closed). The read paths fill it from
-    ``node.projections.reports`` (``about_of`` below, or the node's ``report_about``).
+    ``report`` matters for the coordinator-read kinds (reports) only: whom the report is about
+    (who never read it) and who filed it — ``None`` when not looked up or not recorded, and then
+    only its author's key reads it (the policy fails closed). The read paths fill it from
+    ``node.projections.reports`` through the node's ``report_about`` (``needs_about`` says
+    which rows need it).
     """
 
     pod: str
     author: str
     scope: str
     kind: str
-    about: frozenset[str] | None = None
+    report: ReportParties | None = None
 
 
 def may_read(reader: Reader, event: EventFacts) -> bool:
@@ -60,16 +69,18 @@ def may_read(reader: Reader, event: EventFacts) -> bool:
       never receive a third pod's.
     - Kinds may narrow: a report (``report.filed``, ``report.resolved``) only for this pod's
       coordinators and its own author — and never for a person it is about, whatever their
-      role (``event.about``). A report whose subjects are unknown is its author's alone.
+      role (``event.report``). A report whose parties are unknown is its author's alone.
     """
     if event.kind in COORDINATOR_READ_KINDS:
         if not reader.is_member or event.pod != reader.pod:
             return False
-        if event.about is not None and reader.person in event.about:
+        parties = event.report
+        if parties is not None and reader.person in parties.about:
             return False
-        if reader.person == event.author:
+        filer = event.author if parties is None else parties.filer
+        if reader.person in (event.author, filer):
             return True
-        return reader.role in _ADMIN and event.about is not None
+        return reader.role in _ADMIN and parties is not None
     if event.scope == "public":
         return True
     if reader.peer_pod is not None:
@@ -109,19 +120,19 @@ _R = TypeVar("_R", bound=_Row)
 
 
 def visible(
-    reader: Reader, rows: Iterable[_R], about: Mapping[int, frozenset[str]] | None = None
+    reader: Reader, rows: Iterable[_R], reports: Mapping[int, ReportParties] | None = None
 ) -> list[_R]:
     """The rows ``reader`` may read, in order; ``may_read`` asked once per distinct facts.
 
-    ``about``: whom each report among the rows is about, by cursor (``report_cursors`` says
-    which rows need it); a report missing from it is shown to its author only.
+    ``reports``: the parties of each report among the rows, by cursor (``needs_about`` says
+    which rows need them); a report missing from it is shown to its author only.
     """
     decided: dict[tuple[str, str, str, str], bool] = {}
     out = []
     for row in rows:
         if row.kind in COORDINATOR_READ_KINDS:
-            subjects = None if about is None else about.get(row.cursor)
-            facts = EventFacts(row.pod, row.author, row.scope, row.kind, subjects)
+            parties = None if reports is None else reports.get(row.cursor)
+            facts = EventFacts(row.pod, row.author, row.scope, row.kind, parties)
             if may_read(reader, facts):
                 out.append(row)
             continue
@@ -142,11 +153,15 @@ def needs_about(reader: Reader, rows: Iterable[_Row]) -> list[int]:
     return [row.cursor for row in rows if row.kind in COORDINATOR_READ_KINDS]
 
 
-def persons_about(
-    raw: Mapping[int, frozenset[str]], person_of: Callable[[str], str | None]
-) -> dict[int, frozenset[str]]:
-    """Raw report subjects (keys, maybe device keys) as the people they belong to."""
+def report_parties(
+    raw: Mapping[int, tuple[str, frozenset[str]]], person_of: Callable[[str], str | None]
+) -> dict[int, ReportParties]:
+    """Reports' raw parties (the author key, the keys it is about; maybe device keys) as the
+    people they belong to, by cursor."""
     return {
-        cursor: frozenset(person_of(key) or key for key in keys) | keys
-        for cursor, keys in raw.items()
+        cursor: ReportParties(
+            filer=person_of(author) or author,
+            about=frozenset(person_of(key) or key for key in keys) | keys,
+        )
+        for cursor, (author, keys) in raw.items()
     }

@@ -21,7 +21,15 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from node import projections
-from node.access import EventFacts, Reader, may_read, needs_about, readable_scopes, visible
+from node.access import (
+    EventFacts,
+    Reader,
+    ReportParties,
+    may_read,
+    needs_about,
+    readable_scopes,
+    visible,
+)
 from node.app import VERSION, Node
 from node.calendar_routes import CALENDAR_ROUTES
 from node.federation import LitestarChannel
@@ -126,7 +134,7 @@ def _page(events: list[WireEvent], next_cursor: int | None) -> Response[EventsPa
     return _raw_json(body)  # type: ignore[no-any-return]
 
 
-def _facts(e: StoredEvent, about: frozenset[str] | None = None) -> EventFacts:
+def _facts(e: StoredEvent, about: ReportParties | None = None) -> EventFacts:
     return EventFacts(e.pod, e.author, e.scope, e.kind, about)
 
 

@@ -12,7 +12,7 @@ from typing import IO, Any
 import msgspec
 
 from node import projections
-from node.access import ANONYMOUS, Reader, persons_about
+from node.access import ANONYMOUS, Reader, ReportParties, report_parties
 from node.context import StreamLimits
 from node.datadir import Config, DataDir, KeyFile
 from node.fanout import Fanout
@@ -117,13 +117,14 @@ class Node:
         """The reader with no token."""
         return ANONYMOUS
 
-    async def report_about(self, cursors: Sequence[int]) -> dict[int, frozenset[str]]:
-        """Whom each stored report (by cursor) is about, as people: for ``may_read``."""
+    async def report_about(self, cursors: Sequence[int]) -> dict[int, ReportParties]:
+        """Who filed each stored report (by cursor) and whom it is about, as people: for
+        ``may_read``."""
         if not cursors:
             return {}
         raw = await self.store.read(lambda conn: reports.about_by_cursor(conn, cursors))
         roster = self.ingest.roster.pods.get(self.pod)
-        return persons_about(raw, roster.person_of if roster is not None else lambda _: None)
+        return report_parties(raw, roster.person_of if roster is not None else lambda _: None)
 
     async def projection_hash(self) -> str:
         """The projection hash, recomputed only after new commits."""

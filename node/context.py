@@ -14,7 +14,7 @@ from typing import Protocol
 
 import msgspec
 
-from node.access import Reader
+from node.access import Reader, ReportParties
 from node.datadir import DataDir
 from node.fanout import Fanout
 from node.ingest import Ingestor
@@ -79,5 +79,5 @@ class NodeContext(Protocol):
     def anonymous(self) -> Reader:
         """The reader with no token."""
 
-    async def report_about(self, cursors: Sequence[int]) -> dict[int, frozenset[str]]:
-        """Whom each stored report (by cursor) is about, as people (``may_read``'s ``about``)."""
+    async def report_about(self, cursors: Sequence[int]) -> dict[int, ReportParties]:
+        """Who filed each stored report (by cursor) and whom it is about, as people."""

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from node.access import EventFacts as AccessFacts
-from node.access import Reader, may_read
+from node.access import Reader, ReportParties, may_read
 from node.ingest import Committed
 from node.store.base import Placement
 from node.store.sqlite import envelope_prefix
@@ -56,8 +56,8 @@ MAX_BACKLOG = 50_000
 log = logging.getLogger("kith.fanout")
 
 
-#: Whom stored reports (by cursor) are about, as people: ``Node.report_about``.
-AboutLookup = Callable[[Sequence[int]], Awaitable[dict[int, frozenset[str]]]]
+#: Who filed stored reports (by cursor) and whom they are about: ``Node.report_about``.
+AboutLookup = Callable[[Sequence[int]], Awaitable[dict[int, ReportParties]]]
 
 
 class Outbox:
@@ -380,7 +380,7 @@ class Fanout:
         item: Committed,
         table: _Table,
         touched: list[Outbox],
-        about: Mapping[int, frozenset[str]],
+        about: Mapping[int, ReportParties],
     ) -> int:
         ev = item.event
         cursor = item.cursor

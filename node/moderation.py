@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from node.access import Reader, needs_about, visible
+from node.access import Reader, ReportParties, needs_about, visible
 from node.roster import PodRoster, Roster
 from node.store.base import EventQuery, Store, StoredEvent
 from protocol import kinds
@@ -58,7 +58,7 @@ _ACTIONS: dict[str, str] = {
     "member.key_added": "recover",
 }
 
-AboutLookup = Callable[[Sequence[int]], Awaitable[dict[int, frozenset[str]]]]
+AboutLookup = Callable[[Sequence[int]], Awaitable[dict[int, ReportParties]]]
 
 
 class ReportItem(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,7 +20,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from functools import partial
 
     from node import projections
-    from node.access import EventFacts, Reader, may_read, needs_about
+    from node.access import EventFacts, Reader, may_read, needs_about, report_parties
     from node.datadir import DataDir
     from node.projections.reports import about_by_cursor
     from node.store.sqlite import SQLiteStore
@@ -37,7 +37,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             async for batch in store.scan():
                 cursors = needs_about(operator, batch)
-                about = await store.read(partial(about_by_cursor, cursors=cursors))
+                raw = await store.read(partial(about_by_cursor, cursors=cursors))
+                about = report_parties(raw, lambda key: None)  # the node reads as itself
                 for e in batch:
                     facts = EventFacts(e.pod, e.author, e.scope, e.kind, about.get(e.cursor))
                     if may_read(operator, facts):

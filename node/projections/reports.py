@@ -5,7 +5,7 @@ read by the pod's coordinators and its author — never by the person reported, 
 person is a coordinator (docs/moderation.md). Who that is lives in the report's body (``about``)
 or behind it (the author of the ``event`` it names), and a body can be erased; so the keys a
 report is about are recorded here when it is projected, and the read paths look them up by
-commit cursor (``about_by_cursor``) and hand them to ``may_read``.
+commit cursor (``about_by_cursor``, with the report's author) and hand them to ``may_read``.
 
 Keys only, never text. A report that names no one gets the marker row ``''``, so that "about no
 one" differs from "not recorded" (a report stored without its body): ``may_read`` shows an
@@ -20,7 +20,7 @@ rebuild re-applies every event, and ``INSERT OR IGNORE`` keeps what an erased bo
 ...     kind="report.filed", body=ReportFiled(text="...", about="BO"),
 ... ))
 >>> about_by_cursor(conn, [7])
-{7: frozenset({'BO'})}
+{7: ('ADA', frozenset({'BO'}))}
 """
 
 from __future__ import annotations
@@ -75,16 +75,23 @@ def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> None:
     )
 
 
-def about_by_cursor(conn: sqlite3.Connection, cursors: Sequence[int]) -> dict[int, frozenset[str]]:
-    """The keys each stored report (by commit cursor) is about; absent when not recorded."""
-    found: dict[int, set[str]] = {}
+def about_by_cursor(
+    conn: sqlite3.Connection, cursors: Sequence[int]
+) -> dict[int, tuple[str, frozenset[str]]]:
+    """Each stored report's author key and the keys it is about, by commit cursor; absent when
+    not recorded."""
+    found: dict[int, tuple[str, set[str]]] = {}
     for start in range(0, len(cursors), _PER_QUERY):
         chunk = cursors[start : start + _PER_QUERY]
         rows = conn.execute(
-            "SELECT e.cursor, a.key FROM events e JOIN pj_report_about a ON a.report = e.id"
+            "SELECT e.cursor, e.author, a.key FROM events e"
+            " JOIN pj_report_about a ON a.report = e.id"
             f" WHERE e.cursor IN ({', '.join('?' * len(chunk))})",
             tuple(chunk),
         )
-        for cursor, key in rows:
-            found.setdefault(cursor, set()).add(key)
-    return {cursor: frozenset(k for k in keys if k != NO_ONE) for cursor, keys in found.items()}
+        for cursor, author, key in rows:
+            found.setdefault(cursor, (author, set()))[1].add(key)
+    return {
+        cursor: (author, frozenset(k for k in keys if k != NO_ONE))
+        for cursor, (author, keys) in found.items()
+    }

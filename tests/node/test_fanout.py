@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from websockets.protocol import State
 
-from node.access import ANONYMOUS, Reader
+from node.access import ANONYMOUS, Reader, ReportParties
 from node.fanout import CHUNK_DELIVERIES, Fanout, Outbox, Subscription, SubState
 from node.ingest import Committed
 from node.store.base import NewEvent, Placement
@@ -136,9 +136,9 @@ async def test_one_group_of_mixed_readers_anonymous_never_receives_pod_events() 
 async def test_coordinator_kinds_reach_coordinators_and_the_filer_only() -> None:
     asked: list[list[int]] = []
 
-    async def about(cursors: Sequence[int]) -> dict[int, frozenset[str]]:
+    async def about(cursors: Sequence[int]) -> dict[int, ReportParties]:
         asked.append(list(cursors))
-        return {c: frozenset() for c in cursors}  # reports naming no one
+        return {c: ReportParties(filer=str(MEMBER.person), about=frozenset()) for c in cursors}
 
     fanout = Fanout(about=about)
     anon, ada, bo, cy = Client(), Client(), Client(), Client()
@@ -157,8 +157,9 @@ async def test_a_report_never_reaches_the_coordinator_it_is_about() -> None:
     bo_key = COORDINATOR.person
     assert bo_key is not None
 
-    async def about(cursors: Sequence[int]) -> dict[int, frozenset[str]]:
-        return {1: frozenset({bo_key}), 2: frozenset()}
+    async def about(cursors: Sequence[int]) -> dict[int, ReportParties]:
+        ada = str(MEMBER.person)
+        return {1: ReportParties(ada, frozenset({bo_key})), 2: ReportParties(ada, frozenset())}
 
     for lookup in (about, None):  # without a lookup, reports reach their filer only
         fanout = Fanout(about=lookup)

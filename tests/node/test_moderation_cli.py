@@ -25,6 +25,7 @@ from node.client import KithClient
 from node.datadir import read_key_file
 from protocol.crypto import SigningKey
 from protocol.envelope import event_id, sign_event
+from protocol.reasons import KithError
 from protocol.tokens import make_token
 from tests.node.test_cli import Served, recorded_id, served
 
@@ -447,3 +448,26 @@ def test_the_member_list_is_for_members(people: People) -> None:
     assert code == 1 and "not an active member of this pod" in err
     code, out, _ = p.kith("bo", "member", "devices")
     assert code == 0 and out.count("0 linked device(s)") == 4
+
+
+def test_a_report_filed_from_a_phone_is_read_by_its_owner_from_any_device(
+    people: People, tmp_path: Path
+) -> None:
+    p = people
+    phone_path = tmp_path / "ada-phone2.key"
+    assert main(["key", "new", "--out", str(phone_path)]) == 0
+    phone = read_key_file(phone_path)
+    body = {"member": p.public("ada"), "key": phone.public}
+    assert p.client("cora").post("member.key_added", body, scope="public")["ok"]
+    p.capsys.readouterr()
+    code = main(
+        ["report", "--about", p.public("bo"), "--text", "x", "--key", str(phone_path),
+         "--url", p.served.url]
+    )  # fmt: skip
+    assert code == 0
+    report = recorded_id(p.capsys.readouterr().out, "report.filed")
+    assert p.client("ada").get(f"/v1/events/{report}")["id"] == report
+    with pytest.raises(KithError, match="HTTP 404"):
+        p.client("bo").get(f"/v1/events/{report}")
+    [item] = p.client("cora").get("/v1/moderation")["reports"]
+    assert item["by"] == p.public("ada")  # the person, not the phone

@@ -51,11 +51,11 @@ def test_a_report_is_about_its_key_and_the_author_of_the_event_it_names() -> Non
     put(conn, 6, "S2", "CORA", ReportResolved(report="NOPE"))
     put(conn, 7, "R4", "ADA", None)  # stored without its body: not recorded
     assert about_by_cursor(conn, [1, 2, 3, 4, 5, 6, 7]) == {
-        2: frozenset({"BO", "CY"}),
-        3: frozenset(),
-        4: frozenset(),
-        5: frozenset({"BO", "CY"}),  # a resolution is about whom its report is about
-        6: frozenset(),
+        2: ("ADA", frozenset({"BO", "CY"})),
+        3: ("ADA", frozenset()),
+        4: ("ADA", frozenset()),
+        5: ("CORA", frozenset({"BO", "CY"})),  # a resolution is about whom its report is
+        6: ("CORA", frozenset()),
     }
 
 
@@ -71,4 +71,4 @@ def test_applying_twice_changes_nothing_and_many_cursors_are_read_in_chunks() ->
         ),
     )  # fmt: skip
     found = about_by_cursor(conn, list(range(1, 1201)))
-    assert len(found) == 1200 and set(found.values()) == {frozenset({"BO"})}
+    assert len(found) == 1200 and set(found.values()) == {("ADA", frozenset({"BO"}))}
