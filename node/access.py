@@ -6,7 +6,7 @@ pre-filter with ``readable_scopes`` for speed, but each returned row is still ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, Protocol, TypeVar
 
 import msgspec
@@ -34,13 +34,29 @@ class Reader(msgspec.Struct, frozen=True, kw_only=True):
 ANONYMOUS = Reader()
 
 
+class ReportParties(msgspec.Struct, frozen=True):
+    """Who a report concerns, as people: the person who filed it (``filer``: its author's
+    person, so a report filed from a phone is its owner's) and those it is about."""
+
+    filer: str
+    about: frozenset[str]
+
+
 class EventFacts(msgspec.Struct, frozen=True):
-    """The few head facts the policy looks at."""
+    """The few head facts the policy looks at.
+
+    ``report`` matters for the coordinator-read kinds (reports) only: whom the report is about
+    (who never read it) and who filed it — ``None`` when not looked up or not recorded, and then
+    only its author's key reads it (the policy fails closed). The read paths fill it from
+    ``node.projections.reports`` through the node's ``report_about`` (``needs_about`` says
+    which rows need it).
+    """
 
     pod: str
     author: str
     scope: str
     kind: str
+    report: ReportParties | None = None
 
 
 def may_read(reader: Reader, event: EventFacts) -> bool:
@@ -51,12 +67,20 @@ def may_read(reader: Reader, event: EventFacts) -> bool:
     - ``peers``: members of this node's pod (our own peers events, and those our direct
       peers sent us); a federation peer reads only *our* pod's ``peers`` events — it must
       never receive a third pod's.
-    - Kinds may narrow: ``report.filed`` only for coordinators and its own author.
+    - Kinds may narrow: a report (``report.filed``, ``report.resolved``) only for this pod's
+      coordinators and its own author — and never for a person it is about, whatever their
+      role (``event.report``). A report whose parties are unknown is its author's alone.
     """
     if event.kind in COORDINATOR_READ_KINDS:
         if not reader.is_member or event.pod != reader.pod:
             return False
-        return reader.role in _ADMIN or reader.person == event.author
+        parties = event.report
+        if parties is not None and reader.person in parties.about:
+            return False
+        filer = event.author if parties is None else parties.filer
+        if reader.person in (event.author, filer):
+            return True
+        return reader.role in _ADMIN and parties is not None
     if event.scope == "public":
         return True
     if reader.peer_pod is not None:
@@ -81,6 +105,8 @@ class _Row(Protocol):
     """Anything with the head facts ``may_read`` looks at (stored rows of any shape)."""
 
     @property
+    def cursor(self) -> int: ...
+    @property
     def pod(self) -> str: ...
     @property
     def author(self) -> str: ...
@@ -93,11 +119,23 @@ class _Row(Protocol):
 _R = TypeVar("_R", bound=_Row)
 
 
-def visible(reader: Reader, rows: Iterable[_R]) -> list[_R]:
-    """The rows ``reader`` may read, in order; ``may_read`` asked once per distinct facts."""
+def visible(
+    reader: Reader, rows: Iterable[_R], reports: Mapping[int, ReportParties] | None = None
+) -> list[_R]:
+    """The rows ``reader`` may read, in order; ``may_read`` asked once per distinct facts.
+
+    ``reports``: the parties of each report among the rows, by cursor (``needs_about`` says
+    which rows need them); a report missing from it is shown to its author only.
+    """
     decided: dict[tuple[str, str, str, str], bool] = {}
     out = []
     for row in rows:
+        if row.kind in COORDINATOR_READ_KINDS:
+            parties = None if reports is None else reports.get(row.cursor)
+            facts = EventFacts(row.pod, row.author, row.scope, row.kind, parties)
+            if may_read(reader, facts):
+                out.append(row)
+            continue
         key = (row.pod, row.author, row.scope, row.kind)
         ok = decided.get(key)
         if ok is None:
@@ -105,3 +143,25 @@ def visible(reader: Reader, rows: Iterable[_R]) -> list[_R]:
         if ok:
             out.append(row)
     return out
+
+
+def needs_about(reader: Reader, rows: Iterable[_Row]) -> list[int]:
+    """The cursors of the reports among ``rows`` whose subjects ``reader``'s read depends on
+    (none for a reader who may not read reports at all: no lookup is made for them)."""
+    if not reader.is_member:
+        return []
+    return [row.cursor for row in rows if row.kind in COORDINATOR_READ_KINDS]
+
+
+def report_parties(
+    raw: Mapping[int, tuple[str, frozenset[str]]], person_of: Callable[[str], str | None]
+) -> dict[int, ReportParties]:
+    """Reports' raw parties (the author key, the keys it is about; maybe device keys) as the
+    people they belong to, by cursor."""
+    return {
+        cursor: ReportParties(
+            filer=person_of(author) or author,
+            about=frozenset(person_of(key) or key for key in keys) | keys,
+        )
+        for cursor, (author, keys) in raw.items()
+    }

@@ -21,7 +21,15 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from node import projections
-from node.access import EventFacts, Reader, may_read, readable_scopes, visible
+from node.access import (
+    EventFacts,
+    Reader,
+    ReportParties,
+    may_read,
+    needs_about,
+    readable_scopes,
+    visible,
+)
 from node.app import VERSION, Node
 from node.calendar_routes import CALENDAR_ROUTES
 from node.federation import LitestarChannel
@@ -29,6 +37,7 @@ from node.gathering_routes import GATHERING_ROUTES
 from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
 from node.ingest import Result
 from node.matching_routes import MATCHING_ROUTES
+from node.moderation_routes import MODERATION_ROUTES
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.proposal_routes import PROPOSAL_ROUTES
@@ -125,8 +134,8 @@ def _page(events: list[WireEvent], next_cursor: int | None) -> Response[EventsPa
     return _raw_json(body)  # type: ignore[no-any-return]
 
 
-def _facts(e: StoredEvent) -> EventFacts:
-    return EventFacts(e.pod, e.author, e.scope, e.kind)
+def _facts(e: StoredEvent, about: ReportParties | None = None) -> EventFacts:
+    return EventFacts(e.pod, e.author, e.scope, e.kind, about)
 
 
 @post("/v1/events", status_code=200, summary='Post one envelope or {"events": [...]}')
@@ -189,7 +198,8 @@ async def get_events(
     )
     rows = await node.store.query_wire(query)
     next_cursor = rows[-1].cursor if len(rows) == limit else None
-    return _page(visible(reader, rows), next_cursor)
+    about = await node.report_about(needs_about(reader, rows))
+    return _page(visible(reader, rows, about), next_cursor)
 
 
 @get("/v1/events/{event_id:str}", summary="One event by id")
@@ -197,10 +207,12 @@ async def get_event(
     request: Request[Any, Any, Any], reader: NamedDependency[Reader], event_id: FromPath[str]
 ) -> Response[EventOut] | Response[Problem]:
     """One event, if it exists and the reader may see it (404 otherwise, to reveal nothing)."""
-    stored = await _node(request).store.get(event_id)
+    node = _node(request)
+    stored = await node.store.get(event_id)
     if stored is None or stored.placement is Placement.UNPROJECTED:
         return _problem(404, "not-found", "no such event")
-    if not may_read(reader, _facts(stored)):
+    about = await node.report_about(needs_about(reader, [stored]))
+    if not may_read(reader, _facts(stored, about.get(stored.cursor))):
         return _problem(404, "not-found", "no such event")
     body = b'{"id":"' + stored.id.encode() + b'","cursor":' + str(stored.cursor).encode()
     body += b',"envelope":' + stored.envelope + b"}"
@@ -553,6 +565,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             federation_sync,
             *OVERFLOW_ROUTES,
             *PROPOSAL_ROUTES,
+            *MODERATION_ROUTES,
             *GATHERING_ROUTES,
             *CALENDAR_ROUTES,
             *MATCHING_ROUTES,

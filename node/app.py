@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import msgspec
 
 from node import projections
-from node.access import ANONYMOUS, Reader
+from node.access import ANONYMOUS, Reader, ReportParties, report_parties
 from node.context import StreamLimits
 from node.datadir import Config, DataDir, KeyFile
 from node.fanout import Fanout
 from node.federation import Federation
 from node.ingest import Ingestor
 from node.overflow import Duties
+from node.projections import reports
 from node.store.sqlite import SQLiteStore
 from protocol.crypto import SigningKey
 from protocol.reasons import InvalidToken, KithError
@@ -37,7 +39,7 @@ class Node:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kith-verify")
         self.store = SQLiteStore(datadir.db_path, extra_schema=projections.SCHEMA)
         self.ingest = Ingestor(self.store, home_pod=self.config.pod, executor=self.executor)
-        self.fanout = Fanout()
+        self.fanout = Fanout(about=self.report_about)
         self.ingest.listeners.append(self.fanout.enqueue)
         self.stream_limits = StreamLimits(
             subs_per_connection=self.config.stream_subs_per_connection,
@@ -114,6 +116,15 @@ class Node:
     def anonymous(self) -> Reader:
         """The reader with no token."""
         return ANONYMOUS
+
+    async def report_about(self, cursors: Sequence[int]) -> dict[int, ReportParties]:
+        """Who filed each stored report (by cursor) and whom it is about, as people: for
+        ``may_read``."""
+        if not cursors:
+            return {}
+        raw = await self.store.read(lambda conn: reports.about_by_cursor(conn, cursors))
+        roster = self.ingest.roster.pods.get(self.pod)
+        return report_parties(raw, roster.person_of if roster is not None else lambda _: None)
 
     async def projection_hash(self) -> str:
         """The projection hash, recomputed only after new commits."""

@@ -9,11 +9,12 @@ satisfies it structurally; mypy checks that where ``Node`` passes itself to ``Fe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
 
-from node.access import Reader
+from node.access import Reader, ReportParties
 from node.datadir import DataDir
 from node.fanout import Fanout
 from node.ingest import Ingestor
@@ -77,3 +78,6 @@ class NodeContext(Protocol):
 
     def anonymous(self) -> Reader:
         """The reader with no token."""
+
+    async def report_about(self, cursors: Sequence[int]) -> dict[int, ReportParties]:
+        """Who filed each stored report (by cursor) and whom it is about, as people."""

@@ -22,13 +22,13 @@ import collections
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from node.access import EventFacts as AccessFacts
-from node.access import Reader, may_read
+from node.access import Reader, ReportParties, may_read
 from node.ingest import Committed
 from node.store.base import Placement
 from node.store.sqlite import envelope_prefix
@@ -41,6 +41,7 @@ from protocol.frames import (
     matches,
     websocket_frame,
 )
+from protocol.kinds import COORDINATOR_READ_KINDS
 
 _json = msgspec.json.Encoder()
 #: Policy answers a reader group keeps (per distinct pod, author, scope, kind) before it
@@ -53,6 +54,10 @@ CHUNK_DELIVERIES = 20_000
 MAX_BACKLOG = 50_000
 
 log = logging.getLogger("kith.fanout")
+
+
+#: Who filed stored reports (by cursor) and whom they are about: ``Node.report_about``.
+AboutLookup = Callable[[Sequence[int]], Awaitable[dict[int, ReportParties]]]
 
 
 class Outbox:
@@ -232,7 +237,11 @@ _Table = list[tuple[RouteGroup, list[tuple[ReaderGroup, tuple[Subscription, ...]
 class Fanout:
     """Every live subscription of the node; fed by the ingestor after each commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, about: AboutLookup | None = None) -> None:
+        # Whom reports are about (the node's ``report_about``): looked up once per commit
+        # chunk that holds a report, so that ``may_read`` keeps a report from its subject live
+        # as it does in every stored read. Without it, reports reach their authors only.
+        self._about = about
         self.groups: dict[_RouteKey, RouteGroup] = {}
         self.published = 0  # highest cursor handed to subscriptions
         self._advanced = asyncio.Condition()
@@ -349,13 +358,15 @@ class Fanout:
         # Fork proofs are evidence for coordinators, not part of any log; unprojected events
         # (a blocked or ended author, a bad body) are kept for peers, never shown to clients.
         items = [c for c in committed if c.placement is Placement.LOG]
+        reports = [c.cursor for c in items if c.event.kind in COORDINATOR_READ_KINDS]
+        about = await self._about(reports) if reports and self._about is not None else {}
         start = 0
         while start < len(items) and self.groups:
             touched: list[Outbox] = []
             delivered = 0
             table = self._routes()
             while start < len(items) and delivered < CHUNK_DELIVERIES:
-                delivered += self._route(items[start], table, touched)
+                delivered += self._route(items[start], table, touched, about)
                 start += 1
             for outbox in touched:
                 outbox.flush()
@@ -365,10 +376,16 @@ class Fanout:
         async with self._advanced:
             self._advanced.notify_all()
 
-    def _route(self, item: Committed, table: _Table, touched: list[Outbox]) -> int:
+    def _route(
+        self,
+        item: Committed,
+        table: _Table,
+        touched: list[Outbox],
+        about: Mapping[int, ReportParties],
+    ) -> int:
         ev = item.event
         cursor = item.cursor
-        access = AccessFacts(ev.pod, ev.author, ev.scope, ev.kind)
+        access = AccessFacts(ev.pod, ev.author, ev.scope, ev.kind, about.get(cursor))
         facts: EventFacts | None = None
         plain: EventFacts | None = None
         envelope: bytes | None = None

@@ -24,7 +24,7 @@ from litestar.exceptions import WebSocketDisconnect
 from websockets.protocol import State
 
 from node.access import EventFacts as AccessFacts
-from node.access import Reader, may_read, readable_scopes
+from node.access import Reader, may_read, needs_about, readable_scopes
 from node.context import NodeContext, StreamLimits
 from node.fanout import Outbox, Subscription, SubState, parse_body
 from node.store.base import EventQuery, StoredEvent
@@ -368,7 +368,10 @@ class StreamConnection:
             if cursor == last:
                 continue
             last = cursor
-            facts = AccessFacts(stored.pod, stored.author, stored.scope, stored.kind)
+            about = await self.node.report_about(needs_about(self.reader, [stored]))
+            facts = AccessFacts(
+                stored.pod, stored.author, stored.scope, stored.kind, about.get(stored.cursor)
+            )
             if not may_read(self.reader, facts):
                 continue
             yield stored

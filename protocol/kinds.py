@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -44,6 +44,7 @@ from protocol.reasons import RejectedEvent, invalid
 from protocol.sealed import SealedField
 
 __all__ = [
+    "ADVISORY_REASONS",
     "BODY_TYPES",
     "COORDINATOR_READ_KINDS",
     "KEY_PATTERN",
@@ -53,6 +54,8 @@ __all__ = [
     "MAX_HOPS",
     "REDACTABLE_KINDS",
     "ROSTER_KINDS",
+    "AdvisoryReason",
+    "BlockAdvised",
     "Body",
     "Category",
     "ClaimAccepted",
@@ -92,6 +95,7 @@ __all__ = [
     "ProposalOpened",
     "ReferralSummary",
     "ReportFiled",
+    "ReportResolved",
     "Role",
     "RsvpAnswer",
     "Scope",
@@ -284,6 +288,8 @@ class MemberBlocked(Body, frozen=True, kw_only=True):
     key: Key
     effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
     reason: Note | None = None
+    #: The neighbour's ``block.advised`` this block adopts, when it adopts one.
+    advisory: EventId | None = None
 
 
 class MemberUnblocked(Body, frozen=True, kw_only=True):
@@ -620,6 +626,36 @@ class ReportFiled(Body, frozen=True, kw_only=True):
     sealed: SealedField | None = None
 
 
+class ReportResolved(Body, frozen=True, kw_only=True):
+    """A coordinator closes a report (pod scope; readable like the report it names).
+
+    ``action`` names the roster event the coordinators took on it (a block, a removal), if any.
+    """
+
+    report: EventId
+    note: Note | None = None
+    action: EventId | None = None
+
+
+#: Why a pod advises its neighbours of a block: one word from a fixed list, never free text,
+#: so that an advisory can carry no personal content across pods (docs/decisions.md D42).
+AdvisoryReason = Literal["harassment", "abuse", "threats", "fraud", "spam", "other"]
+ADVISORY_REASONS: tuple[str, ...] = get_args(AdvisoryReason)
+
+
+class BlockAdvised(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A pod's coordinator tells its direct peers that the pod blocked ``key`` (peers scope).
+
+    Advice only: a neighbour's coordinators see it and adopt it with their own
+    ``member.blocked`` or ignore it; no node ever applies it by itself. Closed (an unknown field
+    is refused) like a referral, so that it carries a key, a reason word and a reference only.
+    """
+
+    key: Key
+    reason: AdvisoryReason
+    blocked: EventId | None = None
+
+
 class EventRedacted(Body, frozen=True, kw_only=True):
     """The target's body is erased on every node; its head and signature stay in the log."""
 
@@ -664,6 +700,8 @@ BODY_TYPES: Mapping[str, type[Body]] = MappingProxyType(
         "overflow.returned": OverflowReturned,
         "clearing.recorded": ClearingRecorded,
         "report.filed": ReportFiled,
+        "report.resolved": ReportResolved,
+        "block.advised": BlockAdvised,
         "event.redacted": EventRedacted,
     }
 )
@@ -692,6 +730,7 @@ _REDACTABLE_PATTERNS = (
     "offer.*",
     "profile.set",
     "report.filed",
+    "report.resolved",  # a coordinator's note on a report: free text
     "gathering.scheduled",  # a title, details and a place: content (docs/decisions.md D31)
 )
 
@@ -703,7 +742,7 @@ _NOT_REDACTABLE_SUFFIX = ".withdrawn"
 #: Kinds that are records of what happened between people: never redactable.
 LEDGER_KINDS = _known("hours.*", "claim.*", "fulfilment.*")
 #: Kinds readable by the pod's coordinators only (DESIGN §4).
-COORDINATOR_READ_KINDS: frozenset[str] = frozenset({"report.filed"})
+COORDINATOR_READ_KINDS: frozenset[str] = frozenset({"report.filed", "report.resolved"})
 
 
 def is_redactable(kind: str) -> bool:

@@ -5,7 +5,9 @@ Errors are one readable line on stderr and a non-zero exit — never a traceback
 One module per domain, each adding its own subcommands through ``register(sub)``:
 
 - ``pod`` — ``init``, ``serve``, ``demo``
-- ``members`` — ``key new``, ``member add``
+- ``members`` — ``key new``, ``member add``; ``moderation`` adds ``member block|unblock|remove``
+  and ``devices`` adds ``member list|devices|revoke-device|recover``
+- ``reports`` — ``report``, ``moderation show|resolve``
 - ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|withdraw``
 - ``proposals`` — ``proposal open|vote|list|show``
 - ``tail`` — ``tail``
@@ -56,6 +58,7 @@ from node.cli import (
     pod,
     posts,
     proposals,
+    reports,
     tail,
 )
 from node.cli.pod import _serve
@@ -69,6 +72,7 @@ __all__ = ["COMMANDS", "_glue_ids", "_post_body", "_serve", "build_parser", "mai
 COMMANDS = (
     pod,
     members,
+    reports,
     posts,
     match,
     proposals,

@@ -17,8 +17,12 @@ from protocol.reasons import KithError
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``kith export``: every event the node may read, as JSON lines."""
-    from node.access import EventFacts, Reader, may_read
+    from functools import partial
+
+    from node import projections
+    from node.access import EventFacts, Reader, may_read, needs_about, report_parties
     from node.datadir import DataDir
+    from node.projections.reports import about_by_cursor
     from node.store.sqlite import SQLiteStore
 
     data = DataDir(args.dir)
@@ -27,13 +31,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = _private_file(args.out) if args.out and args.out != "-" else sys.stdout.buffer
 
     async def run() -> int:
-        store = SQLiteStore(data.db_path)
+        store = SQLiteStore(data.db_path, extra_schema=projections.SCHEMA)
         await store.open()
         count = 0
         try:
             async for batch in store.scan():
+                cursors = needs_about(operator, batch)
+                raw = await store.read(partial(about_by_cursor, cursors=cursors))
+                about = report_parties(raw, lambda key: None)  # the node reads as itself
                 for e in batch:
-                    if may_read(operator, EventFacts(e.pod, e.author, e.scope, e.kind)):
+                    facts = EventFacts(e.pod, e.author, e.scope, e.kind, about.get(e.cursor))
+                    if may_read(operator, facts):
                         out.write(e.envelope + b"\n")
                         count += 1
         finally:

@@ -1,4 +1,9 @@
-"""``kith key new`` and ``kith member add``: key files and the pod's roster."""
+"""``kith key new`` and ``kith member add``: key files and the pod's roster.
+
+The rest of ``kith member`` lives by concern: ``block``, ``unblock``, ``remove`` in
+``node/cli/moderation.py``; ``list``, ``devices``, ``revoke-device``, ``recover`` in
+``node/cli/devices.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from node.cli import devices, moderation
 from node.cli.options import Subcommands, add_dir_option
 from node.cli.posts import print_result
 from protocol.reasons import KithError
@@ -96,3 +102,5 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--role", choices=["member", "coordinator"], default="member")
     p.add_argument("--url", help="the running node (default: from config)")
     p.set_defaults(fn=cmd_member_add)
+    moderation.register_member_actions(member_sub)
+    devices.register_member_actions(member_sub)

@@ -21,10 +21,13 @@ its facts by a pure ``derive_*`` function (``needs``, ``offers``, ``timebank``),
 '[removed]'
 """
 
+import sqlite3
+
+from node.projections import reports as _reports
+from node.projections import sqlite as _sqlite
+from node.projections.effects import Effect
 from node.projections.facts import ProjectionInput
 from node.projections.sqlite import (
-    SCHEMA,
-    apply,
     clearing_totals,
     get_gathering,
     get_need,
@@ -90,3 +93,14 @@ __all__ = [
     "timebank",
     "unapply",
 ]
+
+#: Every projection table: the read models' and the reports' side table.
+SCHEMA = _sqlite.SCHEMA + _reports.SCHEMA
+
+
+def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> Effect | None:
+    """Project one accepted event into every read model (``sqlite.apply`` says its effect),
+    and record whom a report is about (``reports.apply``)."""
+    effect = _sqlite.apply(conn, ev)
+    _reports.apply(conn, ev)
+    return effect

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import pytest
 from websockets.protocol import State
 
-from node.access import ANONYMOUS, Reader
+from node.access import ANONYMOUS, Reader, ReportParties
 from node.fanout import CHUNK_DELIVERIES, Fanout, Outbox, Subscription, SubState
 from node.ingest import Committed
 from node.store.base import NewEvent, Placement
@@ -133,16 +134,41 @@ async def test_one_group_of_mixed_readers_anonymous_never_receives_pod_events() 
 
 
 async def test_coordinator_kinds_reach_coordinators_and_the_filer_only() -> None:
-    fanout = Fanout()
+    asked: list[list[int]] = []
+
+    async def about(cursors: Sequence[int]) -> dict[int, ReportParties]:
+        asked.append(list(cursors))
+        return {c: ReportParties(filer=str(MEMBER.person), about=frozenset()) for c in cursors}
+
+    fanout = Fanout(about=about)
     anon, ada, bo, cy = Client(), Client(), Client(), Client()
     subscribe(fanout, anon)
     subscribe(fanout, ada, MEMBER)
     subscribe(fanout, bo, COORDINATOR)
     subscribe(fanout, cy, Reader(person="C" * 43, role="member", pod=POD))
     await fanout.publish([committed(1, "report.filed", "pod"), committed(2, "report.filed")])
+    assert asked == [[1, 2]]  # once per commit
     assert [c for _, _, c in ada.events()] == [1, 2]  # Ada filed both
     assert [c for _, _, c in bo.events()] == [1, 2]
     assert cy.events() == [] and anon.events() == []  # a public report.filed too
+
+
+async def test_a_report_never_reaches_the_coordinator_it_is_about() -> None:
+    bo_key = COORDINATOR.person
+    assert bo_key is not None
+
+    async def about(cursors: Sequence[int]) -> dict[int, ReportParties]:
+        ada = str(MEMBER.person)
+        return {1: ReportParties(ada, frozenset({bo_key})), 2: ReportParties(ada, frozenset())}
+
+    for lookup in (about, None):  # without a lookup, reports reach their filer only
+        fanout = Fanout(about=lookup)
+        ada, bo = Client(), Client()
+        subscribe(fanout, ada, MEMBER)
+        subscribe(fanout, bo, COORDINATOR)
+        await fanout.publish([committed(1, "report.filed", "pod"), committed(2, "report.filed")])
+        assert [c for _, _, c in ada.events()] == [1, 2]
+        assert [c for _, _, c in bo.events()] == ([2] if lookup else [])
 
 
 async def test_each_subscription_gets_its_own_sub_id_and_equal_ids_share_bytes() -> None:

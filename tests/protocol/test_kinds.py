@@ -89,6 +89,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "overflow.returned": {"referral": ID_1},
     "clearing.recorded": {"peer_pod": KEY_B, "minutes": -120},
     "report.filed": {"text": "Repeated unwanted messages"},
+    "report.resolved": {"report": ID_1},
+    "block.advised": {"key": KEY_A, "reason": "harassment"},
     "event.redacted": {"target": ID_1},
 }
 
@@ -168,6 +170,9 @@ FULL: dict[str, dict[str, Any]] = {
     "clearing.recorded": {"peer_pod": KEY_B, "minutes": 100_000, "referral": ID_1},
     "claim.accepted": {"claim": ID_1, "need": ID_2, "personal": SEALED},
     "report.filed": {"text": "t" * 2000, "about": KEY_A, "event": ID_1, "sealed": SEALED},
+    "report.resolved": {"report": ID_1, "note": "n" * 500, "action": ID_2},
+    "block.advised": {"key": KEY_A, "reason": "other", "blocked": ID_1},
+    "member.blocked": {"key": KEY_A, "effective": {"pod": 3}, "reason": "r", "advisory": ID_2},
 }
 
 VALID = [(kind, body) for kind, body in MINIMAL.items()] + [
@@ -200,8 +205,9 @@ def test_unknown_fields_are_ignored(kind: str, body: dict[str, Any]) -> None:
         assert validate_body(kind, extra) == validate_body(kind, body)
 
 
-#: Kinds that cross to other pods carrying a summary of a person's need: closed.
-CLOSED_KINDS = frozenset({"overflow.referred"})
+#: Kinds that cross to other pods carrying a summary of a person's need, or a neighbour's
+#: block advice: closed.
+CLOSED_KINDS = frozenset({"overflow.referred", "block.advised"})
 
 
 def test_defaults() -> None:
@@ -346,6 +352,9 @@ INVALID: list[tuple[str, object, str]] = [
     ("proposal.opened", with_("proposal.opened", options=["a", ""]), "field:options.1"),
     ("report.filed", {"text": ""}, "field:text"),
     ("report.filed", {"text": "t" * 2001}, "field:text"),
+    ("block.advised", {"key": KEY_A, "reason": "she shouted at me"}, "field:reason"),
+    ("block.advised", {"key": KEY_A, "reason": "spam", "name": "Ada"}, "field:name"),
+    ("report.resolved", {"report": ID_1, "note": "n" * 501}, "field:note"),
     ("clearing.recorded", with_("clearing.recorded", minutes=100_001), "field:minutes"),
     ("clearing.recorded", with_("clearing.recorded", minutes=-100_001), "field:minutes"),
     # seq maps
@@ -580,6 +589,7 @@ def test_kind_families() -> None:
         "offer.posted",
         "profile.set",
         "report.filed",
+        "report.resolved",
         "gathering.scheduled",
     }
     assert set(LEDGER_KINDS) == {
@@ -590,7 +600,7 @@ def test_kind_families() -> None:
         "claim.accepted",
         "fulfilment.recorded",
     }
-    assert set(COORDINATOR_READ_KINDS) == {"report.filed"}
+    assert set(COORDINATOR_READ_KINDS) == {"report.filed", "report.resolved"}
     assert not REDACTABLE_KINDS & (LEDGER_KINDS | ROSTER_KINDS)
     assert all(isinstance(s, frozenset) for s in (ROSTER_KINDS, REDACTABLE_KINDS, LEDGER_KINDS))
 
