@@ -1,4 +1,4 @@
-"""``kith member list|devices|revoke-device|recover``: people, their device keys, and a
+"""``kith member list|devices|add-device|revoke-device|recover``: people, their device keys, and a
 recovery when someone lost every device (docs/recovery.md).
 
 One key per device, never shared: a person holds a primary key (the one they joined with) and
@@ -82,6 +82,25 @@ def cmd_revoke_device(args: argparse.Namespace) -> int:
     return _revoke(pod, key, args.reason)
 
 
+def cmd_add_device(args: argparse.Namespace) -> int:
+    """``kith member add-device``: link a new device key of your own, signed by a key you hold."""
+    from node.datadir import read_key_file
+
+    pod = Pod(args)
+    me = pod.key_file.public
+    if pod.role(me) is None:
+        raise KithError(f"{me} is not on this pod's roster: a coordinator adds you first")
+    person = pod.person(me)
+    new = read_key_file(Path(args.new_key_file))
+    if pod.role(new.public) is not None:
+        raise KithError(f"{new.public} is already on the roster: make a new key (`kith key new`)")
+    body = {"member": person["key"], "key": new.public}
+    code = print_result("member.key_added", pod.post("member.key_added", body))
+    if code == 0:
+        print(f"{new.public} now acts for {person['key']} (one key per device; never copy one).")
+    return code
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     """``kith member recover``: link a new key to a person who lost every device."""
     from node.datadir import read_key_file
@@ -118,7 +137,7 @@ def _live_keys(person: dict[str, Any]) -> list[str]:
 
 
 def register_member_actions(member_sub: Any) -> None:
-    """Add ``list``, ``devices``, ``revoke-device`` and ``recover`` to ``kith member``."""
+    """Add ``list``, ``devices``, ``add-device``, ``revoke-device`` and ``recover``."""
     from node.cli.options import add_node_options
 
     p = member_sub.add_parser(
@@ -133,6 +152,16 @@ def register_member_actions(member_sub: Any) -> None:
     p.add_argument("member", metavar="KEY", nargs="?", help="the person (default: everyone)")
     add_node_options(p, key_help="your key file (a member's)")
     p.set_defaults(fn=cmd_devices)
+
+    p = member_sub.add_parser(
+        "add-device",
+        help="link a new device key of your own",
+        description="link a new device key (made with `kith key new` on that device) to you,"
+        " signed with a key you already hold",
+    )
+    p.add_argument("--new-key-file", required=True, help="the new device's key file")
+    add_node_options(p, key_help="a key file you already hold (yours)")
+    p.set_defaults(fn=cmd_add_device)
 
     p = member_sub.add_parser(
         "revoke-device",

@@ -103,7 +103,7 @@ def _positions(pod: Pod, key: str, given: list[str] | None) -> dict[str, int]:
             )
         if int(seq) > heads[scope] + 1:
             raise KithError(
-                f"position-in-future: {scope} seq {seq} is after this log's next seq"
+                f"invalid:future-position: {scope} seq {seq} is after this log's next seq"
                 f" ({heads[scope] + 1}); a removal or block takes effect from now or earlier"
             )
         effective[scope] = int(seq)
@@ -193,11 +193,11 @@ def cmd_unblock(args: argparse.Namespace) -> int:
         return code
     now: dict[str, Any] = next((m for m in pod.client.get("/v1/members") if m["key"] == key), {})
     if now.get("status") == "blocked":
-        # Said as it is: the unblock is signed and kept, but this node's roster has not lifted
-        # the block (a node that does not apply `member.unblocked` yet).
+        # Said as it is: the unblock is signed and kept, but another block still stands (one
+        # by time, on a device of theirs, or at a later position than this unblock's).
         print(
-            f"kith: member.unblocked is stored, but this node still lists {key} as blocked;"
-            " its roster does not apply unblocks yet",
+            f"kith: member.unblocked is stored, but this node still lists {key} as blocked:"
+            " another block still stands; see `kith moderation show`",
             file=sys.stderr,
         )
         return 1
