@@ -44,6 +44,7 @@ from protocol.reasons import RejectedEvent, invalid
 from protocol.sealed import SealedField
 
 __all__ = [
+    "ACTION_REASONS",
     "ADVISORY_REASONS",
     "BODY_TYPES",
     "COORDINATOR_READ_KINDS",
@@ -54,6 +55,7 @@ __all__ = [
     "MAX_HOPS",
     "REDACTABLE_KINDS",
     "ROSTER_KINDS",
+    "ActionReason",
     "AdvisoryReason",
     "BlockAdvised",
     "Body",
@@ -244,6 +246,25 @@ class MemberAdded(Body, frozen=True, kw_only=True):
     box_key: Key
 
 
+#: Why a coordinator removed, blocked or unblocked someone: one word from a fixed list, never
+#: free text — roster events are public, and a sentence about a person would publish it. A note
+#: in words goes in pod scope, with the report it resolves (docs/moderation.md).
+ActionReason = Literal[
+    "harassment",
+    "abuse",
+    "threats",
+    "fraud",
+    "spam",
+    "safety",
+    "left",
+    "asked",
+    "resolved",
+    "mistake",
+    "other",
+]
+ACTION_REASONS: tuple[str, ...] = get_args(ActionReason)
+
+
 class MemberRemoved(Body, frozen=True, kw_only=True):
     """A member leaves or is removed; from seq ``effective[scope]`` of each of their logs on,
 
@@ -252,7 +273,7 @@ class MemberRemoved(Body, frozen=True, kw_only=True):
 
     key: Key
     effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
-    reason: Note | None = None
+    reason: ActionReason | None = None
 
 
 class MemberKeyAdded(Body, frozen=True, kw_only=True):
@@ -287,7 +308,7 @@ class MemberBlocked(Body, frozen=True, kw_only=True):
 
     key: Key
     effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
-    reason: Note | None = None
+    reason: ActionReason | None = None
     #: The neighbour's ``block.advised`` this block adopts, when it adopts one.
     advisory: EventId | None = None
 
@@ -300,7 +321,7 @@ class MemberUnblocked(Body, frozen=True, kw_only=True):
 
     key: Key
     effective: Annotated[dict[Scope, SeqFrom], msgspec.Meta(min_length=1)]
-    reason: Note | None = None
+    reason: ActionReason | None = None
 
 
 # --- people -------------------------------------------------------------------------------

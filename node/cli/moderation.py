@@ -126,6 +126,8 @@ def _resolve(pod: Pod, report: str | None, action: dict[str, Any], note: str | N
 
 def cmd_block(args: argparse.Namespace) -> int:
     """``kith member block KEY``: block a person (from now), maybe adopting or advising."""
+    if args.note and not args.report:
+        raise KithError("--note goes with the report it resolves: give --report ID too")
     pod = Pod(args)
     pod.require_coordinator("block")
     key = pod.check_key(args.member)
@@ -138,7 +140,7 @@ def cmd_block(args: argparse.Namespace) -> int:
     if args.adopt:
         advice = _advisory(pod, args.adopt, key)
         body["advisory"] = args.adopt
-        reason = reason or f"adopted block advice {args.adopt} from pod {advice['pod']}"
+        reason = reason or advice["reason"]
     if reason:
         body["reason"] = reason
     result = pod.post("member.blocked", body)
@@ -146,10 +148,10 @@ def cmd_block(args: argparse.Namespace) -> int:
     if code == 0:
         print(
             f"Blocked {key} from {_said(body['effective'])}: their later events are kept but"
-            " neither shown nor delivered. The block and its reason are public (roster events"
-            " are)."
+            " neither shown nor delivered. The block and its reason word are public (roster"
+            " events are); a note stays with the report, in the pod."
         )
-    _resolve(pod, args.report, result, reason)
+    _resolve(pod, args.report, result, args.note or reason)
     if args.advise and result.get("ok"):
         advice_body = {"key": key, "reason": args.advise, "blocked": result["id"]}
         code = print_result("block.advised", pod.post("block.advised", advice_body, scope="peers"))
@@ -207,6 +209,8 @@ def cmd_unblock(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """``kith member remove KEY``: remove a person from now (or a stated earlier position)."""
+    if args.note and not args.report:
+        raise KithError("--note goes with the report it resolves: give --report ID too")
     pod = Pod(args)
     pod.require_coordinator("remove members")
     person = pod.person(args.member)
@@ -223,13 +227,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
             f"Removed {key} from {_said(body['effective'])}: what they did before stays (their"
             " balance, claims and history); nothing they sign later counts."
         )
-    _resolve(pod, args.report, result, args.reason)
+    _resolve(pod, args.report, result, args.note or args.reason)
     return code
 
 
 def register_member_actions(member_sub: Any) -> None:
     """Add ``block``, ``unblock`` and ``remove`` to ``kith member``."""
-    from protocol.kinds import ADVISORY_REASONS
+    from protocol.kinds import ACTION_REASONS, ADVISORY_REASONS
+
+    words = "one word, public: " + ", ".join(ACTION_REASONS)
+    note = "a note in words for the report it resolves (pod only; needs --report)"
 
     p = member_sub.add_parser(
         "block",
@@ -238,7 +245,8 @@ def register_member_actions(member_sub: Any) -> None:
         " with your coordinator key; the block and its reason are public)",
     )
     p.add_argument("member", metavar="KEY", help="the person's key (or one of their devices)")
-    p.add_argument("--reason", help="why (public: no names or details)")
+    p.add_argument("--reason", choices=ACTION_REASONS, metavar="WORD", help=words)
+    p.add_argument("--note", help=note)
     p.add_argument("--report", help="the report this acts on (it is resolved with it)")
     p.add_argument("--effective", action="append", metavar="SCOPE=SEQ", help="an earlier start")
     p.add_argument(
@@ -254,7 +262,7 @@ def register_member_actions(member_sub: Any) -> None:
         "unblock", help="lift a block from now", description="lift a block from now (coordinators)"
     )
     p.add_argument("member", metavar="KEY", help="the person's key")
-    p.add_argument("--reason", help="why (public)")
+    p.add_argument("--reason", choices=ACTION_REASONS, metavar="WORD", help=words)
     add_node_options(p, key_help="your coordinator key file")
     p.set_defaults(fn=cmd_unblock)
 
@@ -264,7 +272,8 @@ def register_member_actions(member_sub: Any) -> None:
         description="remove a person from now; what they did before stays theirs",
     )
     p.add_argument("member", metavar="KEY", help="the person's key (or one of their devices)")
-    p.add_argument("--reason", help="why (public: no names or details)")
+    p.add_argument("--reason", choices=ACTION_REASONS, metavar="WORD", help=words)
+    p.add_argument("--note", help=note)
     p.add_argument("--report", help="the report this acts on (it is resolved with it)")
     p.add_argument("--effective", action="append", metavar="SCOPE=SEQ", help="an earlier start")
     add_node_options(p, key_help="your coordinator key file")

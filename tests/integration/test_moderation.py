@@ -132,8 +132,8 @@ def test_a_report_stays_home_and_block_advice_waits_for_the_neighbour(pods: Pods
 
     # A blocks Mo on the report and advises its peers.
     out = pods.run(
-        "cora", a, "member", "block", mo, "--reason", "keys not returned", "--report", report,
-        "--advise", "fraud",
+        "cora", a, "member", "block", mo, "--reason", "fraud", "--note", "keys not returned",
+        "--report", report, "--advise", "fraud",
     )  # fmt: skip
     advisory = recorded(out, "block.advised")
     assert "applied only if one of them adopts it" in out
@@ -171,6 +171,6 @@ def test_a_report_stays_home_and_block_advice_waits_for_the_neighbour(pods: Pods
     assert seen["status"] == "adopted" and seen["adopted_by"] == block
     [action] = view["actions"]
     assert action["advisory"] == advisory and action["by"] == pods.public("bea")
-    assert action["reason"] == f"adopted block advice {advisory} from pod {pod_id(a)}"
+    assert action["reason"] == "fraud"  # the advice's word; the advice itself is named
     err = pods.run("bea", b, "member", "block", mo, "--adopt", advisory, ok=False)
     assert "already adopted" in err

@@ -232,7 +232,7 @@ def test_a_coordinator_blocks_on_a_report_unblocks_and_the_log_says_who(people: 
     report = recorded_id(out, "report.filed")
 
     # A member may not block: refused before anything is signed, with the reason.
-    code, _, err = p.kith("ada", "member", "block", bo, "--reason", "no")
+    code, _, err = p.kith("ada", "member", "block", bo, "--reason", "spam")
     assert code == 1 and "only the pod's coordinators may block; your key is a member" in err
     # Nor does a forged block get past the node: signed by Ada and posted directly.
     result = p.client("ada").post(
@@ -249,7 +249,16 @@ def test_a_coordinator_blocks_on_a_report_unblocks_and_the_log_says_who(people: 
     assert code == 1 and "--effective takes SCOPE=SEQ" in err
 
     code, out, err = p.kith(
-        "cora", "member", "block", bo, "--reason", "threats", "--report", report
+        "cora",
+        "member",
+        "block",
+        bo,
+        "--reason",
+        "threats",
+        "--note",
+        "threats at the pantry",
+        "--report",
+        report,
     )
     assert code == 0, err
     assert "member.blocked recorded (member blocked)" in out
@@ -263,7 +272,7 @@ def test_a_coordinator_blocks_on_a_report_unblocks_and_the_log_says_who(people: 
     assert view["open_reports"] == 0
     [item] = view["reports"]
     assert item["status"] == "resolved" and item["action"] == block
-    assert item["resolved_by"] == p.public("cora") and item["note"] == "threats"
+    assert item["resolved_by"] == p.public("cora") and item["note"] == "threats at the pantry"
     [action] = view["actions"]
     assert (action["action"], action["key"], action["by"], action["reason"]) == (
         "block",
@@ -276,7 +285,7 @@ def test_a_coordinator_blocks_on_a_report_unblocks_and_the_log_says_who(people: 
     code, out, _ = p.kith("ada", "member", "list")
     assert code == 0 and "coordinators (2):" in out and f"{bo}  blocked" in out
 
-    code, out, err = p.kith("cy", "member", "unblock", bo, "--reason", "talked it through")
+    code, out, err = p.kith("cy", "member", "unblock", bo, "--reason", "resolved")
     assert "member.unblocked recorded" in out
     assert code == 0 and "their new events count again" in out, err
     [status] = [m["status"] for m in p.client("cora").get("/v1/members") if m["key"] == bo]
@@ -295,7 +304,7 @@ def test_remove_keeps_history_and_refuses_what_comes_after(people: People) -> No
     p = people
     ada = p.public("ada")
     need = p.client("ada").post("need.posted", needed())["id"]
-    code, out, err = p.kith("cora", "member", "remove", ada, "--reason", "moved away")
+    code, out, err = p.kith("cora", "member", "remove", ada, "--reason", "left")
     assert code == 0, err
     assert "member.removed recorded (member removed)" in out and "stays (their" in out
     refused = post_as(p, p.signing("ada"))

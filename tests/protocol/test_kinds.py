@@ -55,7 +55,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "member.key_added": {"member": KEY_A, "key": KEY_B},
     "member.key_revoked": {"key": KEY_B, "valid_through": {}},
     "member.blocked": {"key": KEY_A, "effective": {"peers": 1}},
-    "member.unblocked": {"key": KEY_A, "effective": {"peers": 4}, "reason": "talked it through"},
+    "member.unblocked": {"key": KEY_A, "effective": {"peers": 4}, "reason": "resolved"},
     "profile.set": {},
     "need.posted": {"title": "Soup for two", "category": "food", "urgency": "normal"},
     "need.updated": {"need": ID_1, "urgency": "urgent"},
@@ -172,7 +172,12 @@ FULL: dict[str, dict[str, Any]] = {
     "report.filed": {"text": "t" * 2000, "about": KEY_A, "event": ID_1, "sealed": SEALED},
     "report.resolved": {"report": ID_1, "note": "n" * 500, "action": ID_2},
     "block.advised": {"key": KEY_A, "reason": "other", "blocked": ID_1},
-    "member.blocked": {"key": KEY_A, "effective": {"pod": 3}, "reason": "r", "advisory": ID_2},
+    "member.blocked": {
+        "key": KEY_A,
+        "effective": {"pod": 3},
+        "reason": "threats",
+        "advisory": ID_2,
+    },
 }
 
 VALID = [(kind, body) for kind, body in MINIMAL.items()] + [
@@ -245,6 +250,12 @@ INVALID: list[tuple[str, object, str]] = [
     (NEED, without(NEED, "category"), "missing:category"),
     ("member.added", without("member.added", "box_key"), "missing:box_key"),
     ("member.removed", without("member.removed", "effective"), "missing:effective"),
+    # a roster event is public: a removal's or block's reason is a word, never a sentence
+    (
+        "member.blocked",
+        {"key": KEY_A, "effective": {"pod": 1}, "reason": "shouted at Ana at the pantry"},
+        "field:reason",
+    ),
     (NEED, with_(NEED, window={"start": 1}), "missing:window.end"),
     (
         "offer.posted",
