@@ -60,6 +60,7 @@ __all__ = [
     "ClaimWithdrawn",
     "ClearingRecorded",
     "EventId",
+    "ErasureConfirmed",
     "EventRedacted",
     "FulfilmentRecorded",
     "GatheringCancelled",
@@ -626,6 +627,17 @@ class EventRedacted(Body, frozen=True, kw_only=True):
     target: EventId
 
 
+class ErasureConfirmed(Body, frozen=True, kw_only=True):
+    """A node's receipt: it holds no body of ``target``, because of the redaction ``redaction``.
+
+    Signed by the confirming pod's node key in its own ``peers`` scope, so that it reaches its
+    direct peers, the erasing pod among them. Two ids and nothing else: no personal data.
+    """
+
+    redaction: EventId
+    target: EventId
+
+
 # --- the kind table -----------------------------------------------------------------------
 
 #: Every kind this node knows, mapped to its body schema.
@@ -665,6 +677,7 @@ BODY_TYPES: Mapping[str, type[Body]] = MappingProxyType(
         "clearing.recorded": ClearingRecorded,
         "report.filed": ReportFiled,
         "event.redacted": EventRedacted,
+        "erasure.confirmed": ErasureConfirmed,
     }
 )
 KNOWN_KINDS: frozenset[str] = frozenset(BODY_TYPES)
