@@ -152,11 +152,15 @@ def test_needs_past_retention() -> None:
         body = NeedPosted(title=name, category="food", urgency="normal", **extra)  # type: ignore[arg-type]
         projections.apply(conn, event(name, "need.posted", body, ALICE, ts))
 
+    def close(name: str, kind: str, body: msgspec.Struct, ts: int) -> None:
+        projections.apply(conn, event(name, kind, body, ALICE, ts))
+
+    old, late = key("fulfilled-long-ago"), key("withdrawn-lately")
     need("fulfilled-long-ago", 1)
-    projections.apply(conn, event("upd", "need.updated", NeedUpdated(need=key("fulfilled-long-ago"), title="x"), ALICE, 2))  # fmt: skip
-    projections.apply(conn, event("f1", "fulfilment.recorded", FulfilmentRecorded(need=key("fulfilled-long-ago")), ALICE, 10 * day))  # fmt: skip
+    close("upd", "need.updated", NeedUpdated(need=old, title="x"), 2)
+    close("f1", "fulfilment.recorded", FulfilmentRecorded(need=old), 10 * day)
     need("withdrawn-lately", 1)
-    projections.apply(conn, event("w1", "need.withdrawn", NeedWithdrawn(need=key("withdrawn-lately")), ALICE, 40 * day))  # fmt: skip
+    close("w1", "need.withdrawn", NeedWithdrawn(need=late), 40 * day)
     need("expired", 1, window=TimeWindow(start=0, end=5 * day))
     need("open-for-ever", 1)
     need("other-pods", 1)
