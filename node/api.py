@@ -24,6 +24,7 @@ from node import projections
 from node.access import EventFacts, Reader, may_read, readable_scopes, visible
 from node.app import VERSION, Node
 from node.calendar_routes import CALENDAR_ROUTES
+from node.erasure_routes import ERASURE_ROUTES
 from node.federation import LitestarChannel
 from node.gathering_routes import GATHERING_ROUTES
 from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
@@ -526,6 +527,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
         # Only a serving node signs overflow duties: an offline import or rebuild never does.
         node.overflow.start()
         await node.federation.start()
+        node.erasure.start()  # after the allowlist is loaded: receipts go to direct peers only
 
     async def shutdown() -> None:
         await node.federation.stop()
@@ -553,6 +555,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *GATHERING_ROUTES,
             *CALENDAR_ROUTES,
             *MATCHING_ROUTES,
+            *ERASURE_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},
