@@ -427,6 +427,13 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     ]
     for reason, count in sorted(node.overflow.refused.items()):
         lines.append(f'kith_overflow_refused_total{{reason="{reason}"}} {count}')
+    lines += [
+        "# HELP kith_erasure_signed_total Erasure events the node signed (receipts, retention,"
+        " coordinators' requests), by kind.",
+        "# TYPE kith_erasure_signed_total counter",
+    ]
+    for kind, count in sorted(node.erasure.signed.items()):
+        lines.append(f'kith_erasure_signed_total{{kind="{kind}"}} {count}')
     return "\n".join(lines) + "\n"
 
 

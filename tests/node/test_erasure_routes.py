@@ -106,6 +106,8 @@ async def test_a_coordinator_erases_and_sees_the_neighbours_receipt(api: Api) ->
 
     again = await api.erase(target, eve)
     assert again.status_code == 409 and again.json()["reason"] == "erasure:already-erased"
+    metrics = (await api.client.get("/metrics")).text
+    assert 'kith_erasure_signed_total{kind="event.redacted"} 1' in metrics
 
 
 async def test_a_member_signs_their_own_erasure_and_sees_only_their_own(api: Api) -> None:
