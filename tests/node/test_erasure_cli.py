@@ -35,6 +35,8 @@ def test_erase_a_need_and_what_cannot_be_erased(
     assert kith("bo", "post", "claim", "--need", need) == 0
     claim = recorded_id(capsys.readouterr().out, "claim.made")
 
+    assert kith("ada", "erasures") == 0
+    assert "No erasures in this pod (that you may see)." in capsys.readouterr().out
     assert kith("bo", "erase", need) == 1  # not Bo's to erase
     assert "only its author or a coordinator may erase it (effect:not-allowed)" in (
         capsys.readouterr().err
