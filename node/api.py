@@ -32,6 +32,7 @@ from node.access import (
 )
 from node.app import VERSION, Node
 from node.calendar_routes import CALENDAR_ROUTES
+from node.erasure_routes import ERASURE_ROUTES
 from node.federation import LitestarChannel
 from node.gathering_routes import GATHERING_ROUTES
 from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
@@ -441,6 +442,13 @@ async def metrics(request: Request[Any, Any, Any]) -> str:
     ]
     for reason, count in sorted(node.overflow.refused.items()):
         lines.append(f'kith_overflow_refused_total{{reason="{reason}"}} {count}')
+    lines += [
+        "# HELP kith_erasure_signed_total Erasure events the node signed (receipts, retention,"
+        " coordinators' requests), by kind.",
+        "# TYPE kith_erasure_signed_total counter",
+    ]
+    for kind, count in sorted(node.erasure.signed.items()):
+        lines.append(f'kith_erasure_signed_total{{kind="{kind}"}} {count}')
     return "\n".join(lines) + "\n"
 
 
@@ -541,6 +549,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
         # Only a serving node signs overflow duties: an offline import or rebuild never does.
         node.overflow.start()
         await node.federation.start()
+        node.erasure.start()  # after the allowlist is loaded: receipts go to direct peers only
 
     async def shutdown() -> None:
         await node.federation.stop()
@@ -569,6 +578,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *GATHERING_ROUTES,
             *CALENDAR_ROUTES,
             *MATCHING_ROUTES,
+            *ERASURE_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},

@@ -15,6 +15,7 @@ from node import projections
 from node.access import ANONYMOUS, Reader, ReportParties, report_parties
 from node.context import StreamLimits
 from node.datadir import Config, DataDir, KeyFile
+from node.erasure import ErasureDuties
 from node.fanout import Fanout
 from node.federation import Federation
 from node.ingest import Ingestor
@@ -51,6 +52,14 @@ class Node:
         self.stream_connections: dict[str, int] = {}
         self.federation = Federation(self)
         self.overflow = Duties(pod=self.pod, key=self.key, ingest=self.ingest, store=self.store)
+        self.erasure = ErasureDuties(
+            pod=self.pod,
+            key=self.key,
+            ingest=self.ingest,
+            store=self.store,
+            peers=lambda: [entry.pod for entry in self.federation.peers],
+            retention_days=self.retention_days,
+        )
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None
         self._hash_lock = asyncio.Lock()
@@ -84,6 +93,7 @@ class Node:
     async def stop(self) -> None:
         """Finish queued writes and close."""
         await self.overflow.stop()  # if serving started it (an offline command never does)
+        await self.erasure.stop()
         await self.ingest.stop()
         await self.fanout.stop()
         await self.store.close()
@@ -92,6 +102,14 @@ class Node:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+    def retention_days(self) -> int | None:
+        """The pod's retention of closed needs' details, as config.json says now (``kith
+        retention set`` edits it while the node runs); ``None``: kept."""
+        try:
+            return self.datadir.config().retention_days
+        except KithError:  # pragma: no cover - a damaged config keeps the last setting
+            return self.config.retention_days
 
     def reader_for_token(
         self, token: str, *, purpose: str = "http", nonce: str | None = None

@@ -58,6 +58,9 @@ class Config(msgspec.Struct, kw_only=True):
     stream_outbox_bytes: int = 16 * 1024 * 1024
     stream_subs_per_connection: int = 20
     stream_connections_per_ip: int = 256
+    #: Days the details of a fulfilled, withdrawn or expired need are kept before the node
+    #: erases them (``kith retention set``; docs/erasure.md). ``None``: kept.
+    retention_days: int | None = None
 
 
 def new_key_file() -> KeyFile:

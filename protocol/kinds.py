@@ -64,6 +64,7 @@ __all__ = [
     "ClaimMade",
     "ClaimWithdrawn",
     "ClearingRecorded",
+    "ErasureConfirmed",
     "EventId",
     "EventRedacted",
     "FulfilmentRecorded",
@@ -683,6 +684,17 @@ class EventRedacted(Body, frozen=True, kw_only=True):
     target: EventId
 
 
+class ErasureConfirmed(Body, frozen=True, kw_only=True):
+    """A node's receipt: it holds no body of ``target``, because of the redaction ``redaction``.
+
+    Signed by the confirming pod's node key in its own ``peers`` scope, so that it reaches its
+    direct peers, the erasing pod among them. Two ids and nothing else: no personal data.
+    """
+
+    redaction: EventId
+    target: EventId
+
+
 # --- the kind table -----------------------------------------------------------------------
 
 #: Every kind this node knows, mapped to its body schema.
@@ -724,6 +736,7 @@ BODY_TYPES: Mapping[str, type[Body]] = MappingProxyType(
         "report.resolved": ReportResolved,
         "block.advised": BlockAdvised,
         "event.redacted": EventRedacted,
+        "erasure.confirmed": ErasureConfirmed,
     }
 )
 KNOWN_KINDS: frozenset[str] = frozenset(BODY_TYPES)

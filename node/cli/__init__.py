@@ -12,7 +12,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``proposals`` — ``proposal open|vote|list|show``
 - ``tail`` — ``tail``
 - ``data`` — ``export``, ``import``, ``verify``, ``backup``, ``migrate``
-- ``erasure`` — ``erase``
+- ``erasure`` — ``erase``, ``erasures``, ``retention``
 - ``peers`` — ``peer add|list|remove``, ``sync``
 - ``overflow`` — ``overflow refer|list|show|offer|assign|return``
 - ``gatherings`` — ``gathering schedule|cancel|rsvp|list``

@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from node.projections import erasures
 from node.projections.effects import Effect, applied, no_effect
 from node.projections.facts import (
     Fact,
@@ -205,6 +206,7 @@ CREATE TABLE IF NOT EXISTS pj_balances (
     PRIMARY KEY (pod, person)
 ) WITHOUT ROWID;
 """
+SCHEMA += erasures.SCHEMA  # redactions and their receipts: node/projections/erasures.py
 
 _TABLES = (
     "pj_facts",
@@ -265,6 +267,8 @@ def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> Effect | None:
     was erased before it arrived (see ``redact``) is not projected. The effect is derived from
     the facts now held and is not stored (node/projections/effects.py).
     """
+    if ev.kind in erasures.KINDS:
+        return erasures.apply(conn, ev)
     fact = fact_of(ev)
     if fact is None:
         return None
@@ -368,6 +372,7 @@ def reset(conn: sqlite3.Connection) -> None:
     """
     for table in _TABLES:
         conn.execute(f"DELETE FROM {table}")
+    erasures.reset(conn)
 
 
 def _row(fact: Fact) -> tuple[object, ...]:
@@ -960,7 +965,7 @@ def projection_hash(conn: sqlite3.Connection) -> str:
     event set get the same hash, whatever the order they applied it in and whatever their clock.
     """
     digest = hashlib.sha256()
-    for sql in _HASHED:
+    for sql in (*_HASHED, *erasures.HASHED):
         digest.update(b"#\n")  # table separator: a row is never this
         for row in conn.execute(sql):
             digest.update(_encoder.encode(tuple(row)))

@@ -92,6 +92,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "report.resolved": {"report": ID_1},
     "block.advised": {"key": KEY_A, "reason": "harassment"},
     "event.redacted": {"target": ID_1},
+    "erasure.confirmed": {"redaction": ID_2, "target": ID_1},
 }
 
 #: Every optional field filled in, at its limits where that is interesting.
@@ -385,6 +386,8 @@ INVALID: list[tuple[str, object, str]] = [
     ("node.key", {"key": KEY_A[:-1] + "="}, "field:key"),
     ("node.key", {"key": KEY_A.replace(KEY_A[0], "+")}, "field:key"),
     ("event.redacted", {"target": "not-an-id"}, "field:target"),
+    ("erasure.confirmed", {"redaction": ID_1, "target": "x"}, "field:target"),
+    ("erasure.confirmed", {"target": ID_1}, "missing:redaction"),
     ("claim.accepted", with_("claim.accepted", need=ID_1 + "=="), "field:need"),
     # bad enums
     (NEED, with_(NEED, category="Food"), "field:category"),
@@ -634,6 +637,7 @@ def test_kind_families() -> None:
         ("gathering.rsvp", False),
         ("member.added", False),
         ("event.redacted", False),
+        ("erasure.confirmed", False),  # a receipt: two ids, nothing personal to erase
         ("profile.cleared", False),
     ],
 )
