@@ -377,14 +377,25 @@ class PodKeys(msgspec.Struct, frozen=True, kw_only=True):
 
 @get("/v1/pods/{pod:str}/keys", summary="A pod's box keys, for sealing")
 async def get_pod_keys(
-    request: Request[Any, Any, Any], pod: FromPath[str]
+    request: Request[Any, Any, Any], reader: NamedDependency[Reader], pod: FromPath[str]
 ) -> PodKeys | Response[Problem]:
-    """Public: the roster events these come from are public too."""
-    roster = _node(request).ingest.roster.pods.get(pod)
+    """Public when the pod's roster is (its roster events are public too); for the pod's
+    members only when the pod keeps its roster among its direct peers (D43)."""
+    node = _node(request)
+    roster = node.ingest.roster.pods.get(pod)
     if roster is None or not roster.created:
         return _problem(404, "not-found", "this node knows no such pod")
+    private = (pod == node.pod and node.config.roster_scope == "peers") or any(
+        e.head.scope == "peers" for e in roster.events.values()
+    )
+    if private and not (reader.is_member or reader.peer_pod is not None):
+        return _problem(
+            401,
+            "unauthorized",
+            "this pod keeps its roster among its direct peers: send a member's token",
+        )
     members = {key: m.box_key for key, m in sorted(roster.members.items()) if roster.is_active(key)}
-    coordinators = coordinator_box_keys(_node(request).ingest.roster, pod)
+    coordinators = coordinator_box_keys(node.ingest.roster, pod)
     return PodKeys(pod=pod, coordinators=coordinators, members=members)
 
 

@@ -39,7 +39,12 @@ class Node:
         self.key: SigningKey = self.key_file.signing_key()
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kith-verify")
         self.store = SQLiteStore(datadir.db_path, extra_schema=projections.SCHEMA)
-        self.ingest = Ingestor(self.store, home_pod=self.config.pod, executor=self.executor)
+        self.ingest = Ingestor(
+            self.store,
+            home_pod=self.config.pod,
+            executor=self.executor,
+            roster_scope=self.config.roster_scope,
+        )
         self.fanout = Fanout(about=self.report_about)
         self.ingest.listeners.append(self.fanout.enqueue)
         self.stream_limits = StreamLimits(
@@ -164,6 +169,7 @@ class Node:
             "pod": self.pod,
             "name": roster.name if roster is not None and roster.name else self.config.name,
             "node_key": self.key.public_b64,
+            "roster_scope": self.config.roster_scope,
             "version": VERSION,
             "protocol": 1,
             "limits": {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -61,6 +62,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: Days the details of a fulfilled, withdrawn or expired need are kept before the node
     #: erases them (``kith retention set``; docs/erasure.md). ``None``: kept.
     retention_days: int | None = None
+    #: Where the pod's member changes live: ``public`` (anyone can check any author; the
+    #: pod's size is public) or ``peers`` (only direct peers see the roster; members post
+    #: nothing public). Chosen at ``kith init --roster peers``; docs/privacy.md, D43.
+    roster_scope: Literal["public", "peers"] = "public"
 
 
 def new_key_file() -> KeyFile:

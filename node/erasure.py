@@ -210,7 +210,13 @@ class ErasureDuties:
                 continue
             head = erasures.target_head(conn, target)
             status = erasures.status_of(
-                pod=pod, scope=scope, author=author, person=person, role=role, target=head
+                pod=pod,
+                scope=scope,
+                author=author,
+                person=person,
+                role=role,
+                target=head,
+                redaction=rid,
             )
             if status != "erased" or head is None or head.has_body:
                 continue  # waiting for the target, refused, or (never) still holding a body

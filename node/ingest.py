@@ -108,9 +108,12 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         hold_limit: int = HOLD_LIMIT,
         hold_ttl_ms: int = HOLD_TTL_MS,
+        roster_scope: str = "public",
     ) -> None:
         self.store = store
         self.home_pod = home_pod
+        #: Where this pod's member changes live: ``public`` or ``peers`` (D43).
+        self.roster_scope = roster_scope
         self.roster = Roster()
         self.heads: dict[LogKey, LogState] = {}
         self.forked_logs: set[LogKey] = set()
@@ -545,6 +548,9 @@ class _Batch:
                 ahead = self.position_ahead(head, struct)
                 if ahead is not None:
                     raise RejectedEvent(reasons.invalid("future-position"), ahead)
+                misplaced = self.scope_policy(head)
+                if misplaced is not None:
+                    raise RejectedEvent(reasons.invalid("roster-scope"), misplaced)
         except RejectedEvent as exc:
             if exc.reason == reasons.FORK and state is not None:
                 # The client re-signs at the next seq: tell it where the log stands.
@@ -618,10 +624,15 @@ class _Batch:
         would be had the roster events arrived first (D38).
         """
         old = before if before is not None else PodRoster(after.pod)
-        keys = sorted(
-            k for k in _keys(old) | _keys(after) if _standing(old, k) != _standing(after, k)
-        )
         flipped = sorted(old.counted ^ after.counted)
+        # A key's standing changes only through roster events that name it (as author, key,
+        # member or new root) — the new ones and those that started or stopped counting —
+        # and through its person's or devices' standing: compare just those keys.
+        changed = [after.events[i] for i in after.events.keys() - old.events.keys()]
+        changed += [e for i in flipped for e in (after.events.get(i) or old.events.get(i),) if e]
+        named = {k for e in changed for k in _named(e)}
+        named |= {k for r in (old, after) for n in list(named) for k in _kin(r, n)}
+        keys = sorted(k for k in named if _standing(old, k) != _standing(after, k))
         conn = txn.connection
         seen = {skip}
         rows: list[Any] = []
@@ -683,6 +694,33 @@ class _Batch:
     def may_redact(self, redaction_head: Head, target: Head | RedactionTarget) -> bool:
         """A redaction counts if by the target's author (same person) or an admin, same scope."""
         return self.ing.roster.may_redact(redaction_head, target)
+
+    def scope_policy(self, head: Head) -> str | None:
+        """Why a client's post does not fit where this pod keeps its roster, or ``None``.
+
+        A pod that keeps its roster among its direct peers signs member changes in ``peers``
+        scope, and its members post nothing ``public``: nobody but those peers could check who
+        signed it (D43). Another pod's events are judged by that pod's node.
+        """
+        ing = self.ing
+        if head.pod != ing.home_pod:
+            return None
+        root_attestation = head.kind in ("pod.created", "pod.root_rotated", "node.key")
+        if head.kind in ROSTER_KINDS and not root_attestation:
+            if head.scope != ing.roster_scope:
+                return (
+                    f"this pod keeps its roster in {ing.roster_scope} scope: sign member"
+                    f" changes there (`kith info` shows it)"
+                )
+            return None
+        if ing.roster_scope == "peers" and head.scope == "public" and not root_attestation:
+            roster = ing.roster.pods.get(head.pod)
+            if roster is None or roster.role_of(head.author) not in ("root", "node"):
+                return (
+                    "this pod keeps its roster among its direct peers, so nobody else could"
+                    " check who signed a public event: post in peers scope"
+                )
+        return None
 
     def position_ahead(self, head: Head, body: msgspec.Struct | None) -> str | None:
         """Why a client's removal, block or revocation names a position its log has not
@@ -746,8 +784,21 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _keys(roster: PodRoster) -> set[str]:
-    return set(roster.known) | set(roster.members) | set(roster.devices) | set(roster.roots)
+def _named(event: RosterEvent) -> set[str]:
+    """The keys a roster event is by or about."""
+    body = event.body
+    named = {event.head.author}
+    for name in ("key", "member", "new_key"):
+        value = getattr(body, name, None)
+        if isinstance(value, str):
+            named.add(value)
+    return named
+
+
+def _kin(roster: PodRoster, key: str) -> list[str]:
+    """A key's person and that person's other keys, in ``roster``."""
+    person = roster.person_of(key)
+    return [] if person is None else roster.keys_of(person)
 
 
 def _standing(roster: PodRoster, key: str) -> tuple[object, ...]:

@@ -46,6 +46,18 @@ from protocol.validate import Authorization
 Role = Literal["root", "node", "coordinator", "member"]
 _ADMIN_ROLES = frozenset({"root", "node", "coordinator"})
 _ROOT_ONLY = frozenset({"pod.root_rotated", "node.key"})
+#: Where roster events may live: the root's attestations only in ``public`` (anyone must be able
+#: to check a pod's node key); member changes in ``public`` or, for a pod that keeps its size
+#: among its direct peers, ``peers`` (D43).
+_PUBLIC_ONLY = frozenset({"pod.created", "pod.root_rotated", "node.key"})
+_ROSTER_SCOPES = frozenset({"public", "peers"})
+
+
+def roster_scope_ok(kind: str, scope: str) -> bool:
+    """May a roster event of ``kind`` live in ``scope``?"""
+    return scope == "public" if kind in _PUBLIC_ONLY else scope in _ROSTER_SCOPES
+
+
 _YES, _NO, _UNKNOWN, _BLOCKED, _ENDED = (
     Authorization.YES,
     Authorization.NO,
@@ -121,6 +133,8 @@ class PodRoster:
     ever_linked: dict[str, str] = field(default_factory=dict)
     #: Keys and persons that were ever root, node key or coordinator in the first closure.
     ever_admin: frozenset[str] = frozenset()
+    #: Every key some stored roster event names (``key``, ``member``, ``new_key``).
+    named: frozenset[str] = frozenset()
     created: bool = False
     roots: dict[str, int | None] = field(default_factory=dict)  # key -> last valid seq or None
     node_keys: set[str] = field(default_factory=set)
@@ -136,6 +150,7 @@ class PodRoster:
     toggles: dict[str, dict[str, list[Toggle]]] = field(default_factory=dict)
     #: person → blocks and unblocks naming them, by time (for their other devices).
     person_toggles: dict[str, list[Toggle]] = field(default_factory=dict)
+    _blocked: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The pod id *is* its genesis root key: it is a root from the start.
@@ -211,8 +226,14 @@ class PodRoster:
         return not (self.is_removed(key) or self.is_blocked(key))
 
     def blocked_people(self) -> set[str]:
-        """The members blocked now (their open claims lapse)."""
-        return {person for person in self.members if self.is_blocked(person)}
+        """The members blocked now (their open claims lapse).
+
+        Cached: a roster is never changed once built (a newcomer's copy keeps the cache, as a
+        key no roster event names cannot be blocked).
+        """
+        if self._blocked is None:
+            self._blocked = frozenset(p for p in self.members if self.is_blocked(p))
+        return set(self._blocked)
 
     def box_key(self, person: str) -> str | None:
         """A member's X25519 box key (for sealing fields to them)."""
@@ -254,7 +275,7 @@ class PodRoster:
         head = event.head
         if head.kind == "pod.created":
             return _YES if head.author == self.pod and head.scope == "public" else _NO
-        if head.scope != "public":
+        if not roster_scope_ok(head.kind, head.scope):
             return _NO
         position = self.at_position(head)
         if position is not _YES:
@@ -308,7 +329,7 @@ class _Grants:
         head, body = event.head, event.body
         if head.kind == "pod.created":
             return head.author == self.pod and head.scope == "public"
-        if head.scope != "public":
+        if not roster_scope_ok(head.kind, head.scope):
             return False
         author = head.author
         if head.kind in _ROOT_ONLY:
@@ -440,7 +461,14 @@ def build(pod: str, events: dict[str, RosterEvent]) -> PodRoster:
     roster.granted = frozenset(e.id for e in first_granted)
     roster.ever_linked = {k: min(persons) for k, persons in first.links.items()}
     roster.ever_admin = first.ever_admin()
+    roster.named = frozenset(k for e in candidates for k in _names(e.body))
     return roster
+
+
+def _names(body: msgspec.Struct) -> list[str]:
+    """The keys a roster event's body names."""
+    found = (getattr(body, name, None) for name in ("key", "member", "new_key"))
+    return [value for value in found if isinstance(value, str)]
 
 
 def _newcomer(old: PodRoster, event: RosterEvent) -> PodRoster | None:
@@ -452,11 +480,7 @@ def _newcomer(old: PodRoster, event: RosterEvent) -> PodRoster | None:
     if not isinstance(body, kinds.MemberAdded) or event.id in old.events:
         return None
     key = body.key
-    if key in old.known or any(
-        isinstance(e.body, kinds.MemberKeyAdded | kinds.MemberAdded)
-        and key in (getattr(e.body, "member", None), getattr(e.body, "key", None))
-        for e in old.events.values()
-    ):
+    if key in old.known or key in old.named:
         return None
     if old.verdict(event) is not _YES or old.role_at(event.head.author, event.head.ts) is None:
         return None
@@ -465,6 +489,7 @@ def _newcomer(old: PodRoster, event: RosterEvent) -> PodRoster | None:
     new.counted = old.counted | {event.id}
     new.granted = old.granted | {event.id}
     new.known = old.known | {key}
+    new.named = old.named | {key}
     new.members = {**old.members, key: Member(key, body.role, body.box_key)}
     new.members[key].history.append((event.head.ts, event.id, body.role, body.box_key))
     new.members[key].removed = dict(old.removed_keys.get(key, {}))
@@ -560,7 +585,7 @@ class Roster:
             ok = head.author == head.pod and head.scope == "public"
             return _YES if ok else _NO
         roster = self.pods.get(head.pod)
-        if head.kind in kinds.ROSTER_KINDS and head.scope != "public":
+        if head.kind in kinds.ROSTER_KINDS and not roster_scope_ok(head.kind, head.scope):
             return _NO
         if roster is None:
             return _UNKNOWN
@@ -589,7 +614,7 @@ class Roster:
         new = build(head.pod, {**old.events, event_id: event})
         if event_id in new.counted:
             return _YES, new
-        if head.kind == "pod.created" or head.scope != "public":
+        if head.kind == "pod.created" or not roster_scope_ok(head.kind, head.scope):
             return _NO, new
         if event_id not in new.granted:
             # Nobody who may sign it as far as this node knows: held for the roster event

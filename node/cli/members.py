@@ -52,20 +52,20 @@ def cmd_member_add(args: argparse.Namespace) -> int:
     url = args.url or f"http://{config.host}:{config.port}"
     client = KithClient(url, data.node_key().signing_key())
     try:
-        result = client.post("member.added", body, scope="public")
+        result = client.post("member.added", body, scope=config.roster_scope)
     except NodeUnreachable:
-        result = asyncio.run(_offline_post(data, "member.added", body))
+        result = asyncio.run(_offline_post(data, "member.added", body, config.roster_scope))
     return print_result("member.added", result)
 
 
-async def _offline_post(data: Any, kind: str, body: Any) -> dict[str, Any]:
+async def _offline_post(data: Any, kind: str, body: Any, scope: Any) -> dict[str, Any]:
     from node.app import Node
     from node.demo import _Signer
 
     node = Node(data)
     await node.start()
     try:
-        env = _Signer(node).sign(node.key, kind, body, scope="public")
+        env = _Signer(node).sign(node.key, kind, body, scope=scope)
         from protocol.validate import CLIENT
 
         result = (await node.ingest.submit([env], CLIENT))[0]

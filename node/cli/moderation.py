@@ -36,6 +36,8 @@ class Pod:
         info = self.client.info()
         self.id: str = info["pod"]
         self.node_key: str = info["node_key"]
+        #: Where this pod's member changes are signed (D43).
+        self.roster_scope: str = info.get("roster_scope", "public")
         self.members: list[dict[str, Any]] = self.client.get("/v1/members")
 
     def check_key(self, value: str, what: str = "KEY") -> str:
@@ -84,9 +86,12 @@ class Pod:
             for scope in SCOPES
         }
 
-    def post(self, kind: str, body: dict[str, Any], *, scope: str = "public") -> dict[str, Any]:
-        """Sign ``kind`` with the coordinator's key and post it; the node's result."""
-        result: dict[str, Any] = self.client.post(kind, body, scope=scope)
+    def post(self, kind: str, body: dict[str, Any], *, scope: str | None = None) -> dict[str, Any]:
+        """Sign ``kind`` with the coordinator's key and post it; the node's result.
+
+        Roster changes go where the pod keeps its roster unless ``scope`` says otherwise.
+        """
+        result: dict[str, Any] = self.client.post(kind, body, scope=scope or self.roster_scope)
         return result
 
 

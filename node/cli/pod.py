@@ -30,7 +30,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     write_key_file(data.root_key_path, root)
     write_key_file(data.node_key_path, node_key)
     config = Config(
-        pod=root.public, node_key=node_key.public, name=args.name, host=args.host, port=args.port
+        pod=root.public,
+        node_key=node_key.public,
+        name=args.name,
+        host=args.host,
+        port=args.port,
+        roster_scope=args.roster,
     )
     data.write_config(config)
 
@@ -51,6 +56,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  node key: {node_key.public}")
     print(f"The pod's root key is {data.root_key_path}. It is only needed to rotate keys:")
     print("move it offline (a USB stick in a drawer) and delete it from this machine.")
+    if args.roster == "peers":
+        print(
+            "The roster is kept among direct peers: strangers see that the pod exists, not who"
+            " or how many are in it; members post in pod or peers scope, never public."
+        )
     print(f"Start the node with: kith serve --dir {data.path}")
     return 0
 
@@ -140,6 +150,13 @@ def register(sub: Subcommands) -> None:
     """Add ``init``, ``serve`` and ``demo`` to ``kith``."""
     p = add_command(sub, "init", "create a pod: root key, node key, config and database", cmd_init)
     p.add_argument("--name", required=True, help="the pod's name, e.g. 'Elm Street Mutual Aid'")
+    p.add_argument(
+        "--roster",
+        choices=("public", "peers"),
+        default="public",
+        help="who sees the roster (keys and roles): anyone (default), or only direct peers"
+        " — then the pod's size stays private and members post nothing public (docs/privacy.md)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8470, help="port to serve on (default 8470)")
 

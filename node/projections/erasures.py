@@ -111,6 +111,8 @@ class TargetHead(msgspec.Struct, frozen=True, kw_only=True):
     scope: str
     kind: str
     has_body: bool
+    #: The redaction the store recorded as erasing it (ingest's own decision, D38), if any.
+    erased_by: str | None = None
 
 
 class ErasureRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,7 +180,14 @@ def reset(conn: sqlite3.Connection) -> None:
 
 
 def status_of(
-    *, pod: str, scope: str, author: str, person: str, role: str, target: TargetHead | None
+    *,
+    pod: str,
+    scope: str,
+    author: str,
+    person: str,
+    role: str,
+    target: TargetHead | None,
+    redaction: str | None = None,
 ) -> ErasureStatus:
     """What a redaction by ``author`` (``person``, ``role``) in ``pod``/``scope`` did to
     ``target`` — the rule of DESIGN §4, as ingest applies it.
@@ -192,6 +201,8 @@ def status_of(
     """
     if target is None:
         return "waiting"
+    if redaction is not None and target.erased_by == redaction:
+        return "erased"  # what ingest decided (it also counts keys ever linked or ever admin)
     if not is_redactable(target.kind):
         return "not-redactable"
     if target.pod != pod or target.scope != scope:
@@ -211,14 +222,15 @@ def target_head(conn: sqlite3.Connection, target: str) -> TargetHead | None:
     author as a person; an event the projections do not read counts its key as the person.
     """
     row = conn.execute(
-        "SELECT e.pod, e.author, e.scope, e.kind, e.body IS NOT NULL, f.person"
+        "SELECT e.pod, e.author, e.scope, e.kind, e.body IS NOT NULL, f.person, r.by_id"
         " FROM events e LEFT JOIN pj_facts f ON f.id = e.id"
+        " LEFT JOIN redactions r ON r.target = e.id"
         " WHERE e.id = ? AND e.placement != 1",
         (target,),
     ).fetchone()
     if row is None:
         return None
-    pod, author, scope, kind, has_body, person = row
+    pod, author, scope, kind, has_body, person, erased_by = row
     return TargetHead(
         pod=pod,
         author=author,
@@ -226,6 +238,7 @@ def target_head(conn: sqlite3.Connection, target: str) -> TargetHead | None:
         scope=scope,
         kind=kind,
         has_body=bool(has_body),
+        erased_by=erased_by,
     )
 
 
@@ -273,7 +286,13 @@ def list_erasures(
     for rid, rpod, scope, rtarget, author, person, role, ts in rows:
         head = target_head(conn, rtarget)
         status = status_of(
-            pod=rpod, scope=scope, author=author, person=person, role=role, target=head
+            pod=rpod,
+            scope=scope,
+            author=author,
+            person=person,
+            role=role,
+            target=head,
+            redaction=rid,
         )
         confirmed = confirmed_pods(conn, rtarget, erasing_pod=rpod) if status == "erased" else []
         out.append(

@@ -112,11 +112,29 @@ def test_anything_else_in_an_unknown_pod_is_unknown() -> None:
 
 
 @pytest.mark.parametrize("kind", ROSTER_KINDS_BY_ROOT_ONLY + ROSTER_KINDS_BY_ADMINS)
-@pytest.mark.parametrize("scope", ["pod", "peers"])
-def test_roster_events_outside_public_scope_are_refused(kind: str, scope: str) -> None:
+def test_roster_events_in_pod_scope_are_refused(kind: str) -> None:
     # Refused outright, even for the root and even for an unknown author.
-    assert built().authorize(head(ROOT, kind, scope=scope)) is NO
-    assert built().authorize(head(STRANGER, kind, scope=scope)) is NO
+    assert built().authorize(head(ROOT, kind, scope="pod")) is NO
+    assert built().authorize(head(STRANGER, kind, scope="pod")) is NO
+
+
+@pytest.mark.parametrize("kind", ROSTER_KINDS_BY_ROOT_ONLY)
+def test_root_attestations_live_in_public_only(kind: str) -> None:
+    # Anyone must be able to check a pod's node key: never kept among peers.
+    assert built().authorize(head(ROOT, kind, scope="peers")) is NO
+
+
+@pytest.mark.parametrize("kind", ROSTER_KINDS_BY_ADMINS)
+def test_member_changes_may_live_among_direct_peers(kind: str) -> None:
+    """A pod that keeps its size private signs its member changes in peers scope (D43)."""
+    assert built().authorize(head(CY, kind, scope="peers", seq=5)) is YES
+    r = Roster()
+    r.apply(head(ROOT, "pod.created", scope="public"), PodCreated(name="Elm"))
+    r.apply(
+        head(ROOT, "member.added", scope="peers", seq=2),
+        MemberAdded(key=ADA, role="member", box_key=k("box")),
+    )
+    assert r.authorize(head(ADA, scope="pod", seq=1)) is YES
 
 
 @pytest.mark.parametrize(
