@@ -170,6 +170,23 @@ def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> Effect | None:
     return applied("erasure confirmed")
 
 
+def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
+    """Take a redaction's or a receipt's row back out (its author's authority ended, D38)."""
+    gone = conn.execute("DELETE FROM pj_erasures WHERE id = ?", (event_id,)).rowcount
+    gone += conn.execute("DELETE FROM pj_erasure_receipts WHERE id = ?", (event_id,)).rowcount
+    return gone > 0
+
+
+def projected_as(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
+    """The (person, role) a redaction or receipt was recorded with, or None."""
+    row = conn.execute(
+        "SELECT person, role FROM pj_erasures WHERE id = ?"
+        " UNION ALL SELECT author, role FROM pj_erasure_receipts WHERE id = ?",
+        (event_id, event_id),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def reset(conn: sqlite3.Connection) -> None:
     """Delete every row (a rebuild re-applies every event)."""
     for table in _TABLES:

@@ -322,6 +322,8 @@ def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
     Its subject is recomputed from the facts left, exactly as if the event had never been
     projected. Returns whether there was a fact.
     """
+    if erasures.unapply(conn, event_id):
+        return True
     rows = conn.execute(f"SELECT {_FACT_COLUMNS} FROM pj_facts WHERE id = ?", (event_id,))
     fact = next(map(_fact, rows), None)
     if fact is None:
@@ -342,7 +344,7 @@ def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
 def projected_as(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
     """The (person, role) an event's fact was projected with, or None if it has no fact."""
     row = conn.execute("SELECT person, role FROM pj_facts WHERE id = ?", (event_id,)).fetchone()
-    return None if row is None else (row[0], row[1])
+    return erasures.projected_as(conn, event_id) if row is None else (row[0], row[1])
 
 
 def set_blocked(conn: sqlite3.Connection, pod: str, people: set[str]) -> None:
