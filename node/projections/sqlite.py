@@ -325,7 +325,7 @@ def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
     rows = conn.execute(f"SELECT {_FACT_COLUMNS} FROM pj_facts WHERE id = ?", (event_id,))
     fact = next(map(_fact, rows), None)
     if fact is None:
-        return False
+        return erasures.unapply(conn, event_id)  # a redaction or receipt keeps no fact
     # Found through its claim first (the claim may be the very fact going away).
     subject = fact.subject
     if subject is None and fact.ref is not None:
@@ -342,7 +342,7 @@ def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
 def projected_as(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
     """The (person, role) an event's fact was projected with, or None if it has no fact."""
     row = conn.execute("SELECT person, role FROM pj_facts WHERE id = ?", (event_id,)).fetchone()
-    return None if row is None else (row[0], row[1])
+    return erasures.projected_as(conn, event_id) if row is None else (row[0], row[1])
 
 
 def set_blocked(conn: sqlite3.Connection, pod: str, people: set[str]) -> None:
