@@ -48,9 +48,11 @@ __all__ = [
     "confirmed_pods",
     "list_erasures",
     "needs_past_retention",
+    "projected_as",
     "reset",
     "status_of",
     "target_head",
+    "unapply",
 ]
 
 #: The kinds this model reads.
@@ -171,20 +173,24 @@ def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> Effect | None:
 
 
 def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
-    """Take a redaction's or a receipt's row back out (its author's authority ended, D38)."""
+    """Take a redaction's or receipt's row back out (its author's authority ended before it,
+    D38): the model is then as if it had never been applied. Returns whether there was one."""
     gone = conn.execute("DELETE FROM pj_erasures WHERE id = ?", (event_id,)).rowcount
     gone += conn.execute("DELETE FROM pj_erasure_receipts WHERE id = ?", (event_id,)).rowcount
     return gone > 0
 
 
 def projected_as(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
-    """The (person, role) a redaction or receipt was recorded with, or None."""
-    row = conn.execute(
-        "SELECT person, role FROM pj_erasures WHERE id = ?"
-        " UNION ALL SELECT author, role FROM pj_erasure_receipts WHERE id = ?",
-        (event_id, event_id),
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
+    """The (person, role) a redaction's row was recorded with, or None if it has no row.
+
+    A receipt's row keeps no person: it answers ``("", role)``, which never matches a person,
+    so a change of its author's standing always applies it again (idempotently).
+    """
+    row = conn.execute("SELECT person, role FROM pj_erasures WHERE id = ?", (event_id,)).fetchone()
+    if row is not None:
+        return (row[0], row[1])
+    row = conn.execute("SELECT role FROM pj_erasure_receipts WHERE id = ?", (event_id,)).fetchone()
+    return None if row is None else ("", row[0])
 
 
 def reset(conn: sqlite3.Connection) -> None:

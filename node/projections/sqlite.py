@@ -322,12 +322,10 @@ def unapply(conn: sqlite3.Connection, event_id: str) -> bool:
     Its subject is recomputed from the facts left, exactly as if the event had never been
     projected. Returns whether there was a fact.
     """
-    if erasures.unapply(conn, event_id):
-        return True
     rows = conn.execute(f"SELECT {_FACT_COLUMNS} FROM pj_facts WHERE id = ?", (event_id,))
     fact = next(map(_fact, rows), None)
     if fact is None:
-        return False
+        return erasures.unapply(conn, event_id)  # a redaction or receipt keeps no fact
     # Found through its claim first (the claim may be the very fact going away).
     subject = fact.subject
     if subject is None and fact.ref is not None:

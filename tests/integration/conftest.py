@@ -163,6 +163,18 @@ class Poster:
         assert all(r["ok"] for r in results), results
         return [r["id"] for r in results]
 
+    def refused(self, kind: str, body: dict[str, object]) -> dict[str, object]:
+        """Sign ``kind`` as the next event, post it, and expect the node to refuse it: its
+        result. The log is wound back, so the next event is signed at the same seq."""
+        seq, prev = self.seq, self.prev
+        env = self.sign(kind, body)
+        body_bytes = b'{"events":[' + encode_envelope(env) + b"]}"
+        answer = httpx.post(self.url + "/v1/events", content=body_bytes, timeout=60)
+        (result,) = answer.json()["results"]
+        assert not result["ok"], result
+        self.seq, self.prev = seq, prev
+        return dict(result)
+
     def need(self, title: str, category: str = "food", urgency: str = "normal") -> list[str]:
         return self.post(
             [self.sign("need.posted", {"title": title, "category": category, "urgency": urgency})]

@@ -171,3 +171,19 @@ def test_needs_past_retention() -> None:
     got = erasures.needs_past_retention(conn, pod=POD, closed_before=30 * day)
     assert sorted(got) == sorted([key("fulfilled-long-ago"), key("expired")])
     assert erasures.needs_past_retention(conn, pod=POD, closed_before=day) == []
+
+
+def test_unapply_takes_a_redaction_or_receipt_row_back_out() -> None:
+    """A late removal un-projects its author's redaction or receipt (D38): the rows go, so the
+    hash is that of a node that never projected them, and a standing change re-applies them."""
+    conn = fresh()
+    empty = projections.projection_hash(conn)
+    red, rec = redaction("r1", "n1"), receipt("c1", "n1")
+    for ev in (red, rec):
+        projections.apply(conn, ev)
+    assert projections.projected_as(conn, red.id) == (red.person, red.role)
+    assert projections.projected_as(conn, rec.id) == ("", rec.role)  # never equal: re-applied
+    assert projections.unapply(conn, red.id) and projections.unapply(conn, rec.id)
+    assert projections.projection_hash(conn) == empty
+    assert projections.projected_as(conn, red.id) is None
+    assert not projections.unapply(conn, red.id)
