@@ -655,6 +655,35 @@ class _Batch:
                 self.settle(txn, after, row)
         if old.blocked_people() != after.blocked_people():
             projections.set_blocked(conn, after.pod, after.blocked_people())
+        if old.ever_admin != after.ever_admin or old.ever_linked != after.ever_linked:
+            self.recheck_redactions(txn, after.pod)
+
+    def recheck_redactions(self, txn: WriteTxn, pod: str) -> None:
+        """Who may erase only grows (D38): a redaction that did not count when it arrived may
+        count now — a promotion, a device link — so erase the stored targets it now covers."""
+        waiting: dict[str, list[tuple[str, Head]]] = {}
+        for source in (self.ing._pending_redactions, self.pending_redactions):
+            for target, redactions in source.items():
+                mine = [r for r in redactions if r[1].pod == pod]
+                if mine:
+                    waiting.setdefault(target, []).extend(mine)
+        conn = txn.connection
+        for target, redactions in waiting.items():
+            row = conn.execute(
+                "SELECT pod, author, scope, kind FROM events WHERE id = ? AND body IS NOT NULL"
+                " AND placement != 1",
+                (target,),
+            ).fetchone()
+            if row is None:
+                continue  # not here, already erased, or a proof
+            stored = RedactionTarget(*row)
+            if not is_redactable(stored.kind):
+                continue
+            redaction = next((r for r in redactions if self.may_redact(r[1], stored)), None)
+            if redaction is not None:
+                txn.record_redaction(target, redaction[0])
+                txn.drop_body(target)
+                projections.redact(conn, target)
 
     def settle(self, txn: WriteTxn, roster: PodRoster, row: Any) -> None:
         """Place and project one stored event as ``roster`` says it stands now."""

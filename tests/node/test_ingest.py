@@ -1382,6 +1382,34 @@ async def test_removal_arriving_late_gives_the_same_state_and_survives_a_restart
     assert outcomes[0][1][event_id(two)] == Placement.UNPROJECTED
 
 
+async def test_a_redaction_that_counts_only_after_a_promotion_erases_in_either_order(
+    tmp_path: Path,
+) -> None:
+    """Who may erase only grows (D38): a member's redaction of someone else's need takes effect
+    once a promotion makes them a coordinator, whichever arrives first."""
+    pod = PodBuilder("promote")
+    ada, bo = pod.key("ada"), pod.key("bo")
+    roster = [*pod.genesis(), pod.add("ada"), pod.add("bo")]
+    need = pod.need(bo, "Marker soup")
+    redaction = pod.redact(ada, event_id(need))
+    promotion = pod.add("ada", "coordinator")
+    hashes = []
+    for name, order in (
+        ("promoted-first", [*roster, need, promotion, redaction]),
+        ("promoted-last", [*roster, need, redaction, promotion]),
+    ):
+        store = SQLiteStore(tmp_path / f"{name}.db", extra_schema=projections.SCHEMA)
+        await store.open()
+        ing = Ingestor(store, home_pod=pod.id, clock=FakeClock())
+        await ing.start()
+        assert all(r.ok for r in await ing.submit(order, IMPORT))
+        assert await stored_body(store, event_id(need)) is None, name
+        hashes.append(await store.read(projections.projection_hash))
+        await ing.stop()
+        await store.close()
+    assert hashes[0] == hashes[1]
+
+
 async def test_forked_logs_survive_a_restart(tmp_path: Path) -> None:
     pod = PodBuilder("forks")
     ada = pod.key("ada")
