@@ -118,7 +118,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="kith-demo-"))
     ns = argparse.Namespace(
-        dir=str(workdir), name="Elm Street Mutual Aid", host=args.host, port=args.port
+        dir=str(workdir),
+        name="Elm Street Mutual Aid",
+        host=args.host,
+        port=args.port,
+        roster="public",
     )
     cmd_init(ns)
     data = DataDir(workdir)
