@@ -350,7 +350,9 @@ async function start() {
   try {
     state.keys = await deviceKeys();
   } catch {
-    say(false, t("keys.failed"));
+    // No key, no board: say so where the connection line stands (the form is not shown yet).
+    $("conn").dataset.state = "lost";
+    $("conn").textContent = t("keys.failed");
     return;
   }
   $("post-form").addEventListener("submit", postNeed);
