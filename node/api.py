@@ -31,6 +31,7 @@ from node.access import (
     visible,
 )
 from node.app import VERSION, Node
+from node.board_routes import BOARD_ROUTES, SchemaPage
 from node.calendar_routes import CALENDAR_ROUTES
 from node.erasure_routes import ERASURE_ROUTES
 from node.federation import LitestarChannel
@@ -590,13 +591,17 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *CALENDAR_ROUTES,
             *MATCHING_ROUTES,
             *ERASURE_ROUTES,
+            *BOARD_ROUTES,
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},
         exception_handlers={ValidationException: _validation_failed},
         on_startup=[startup],
         on_shutdown=[shutdown],
-        openapi_config=OpenAPIConfig(title="Kith node", version=VERSION, path="/schema"),
+        # A scriptless page at /schema and /schema/openapi.json: no UI loaded from a CDN (D44).
+        openapi_config=OpenAPIConfig(
+            title="Kith node", version=VERSION, path="/schema", render_plugins=[SchemaPage()]
+        ),
         request_max_body_size=node.config.max_request_bytes,
         debug=False,
     )

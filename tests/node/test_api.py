@@ -479,3 +479,26 @@ async def test_openapi_schema(api: Api) -> None:
         assert path in schema["paths"], path
     ui = await api.client.get("/schema")
     assert ui.status_code == 200
+    # The page loads nothing from elsewhere (no CDN): no script at all, no remote link.
+    assert ui.headers["content-type"].startswith("text/html")
+    assert "<script" not in ui.text
+    assert "http://" not in ui.text
+    assert "https://" not in ui.text
+    assert "/v1/needs" in ui.text
+
+
+async def test_board_is_served_from_the_node(api: Api) -> None:
+    page = await api.client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "https://" not in page.text
+    for path in ("/board/app.js", "/board/sign.js", "/board/vendor/noble-curves/ed25519.js"):
+        module = await api.client.get(path)
+        assert module.status_code == 200, path
+        assert "javascript" in module.headers["content-type"], path
+    for lang in ("en", "es"):
+        catalogue = (await api.client.get(f"/board/i18n/{lang}.json")).json()
+        assert catalogue["need.heading"]
+    assert (await api.client.get("/board/../api.py")).status_code == 404
+    assert "/" not in json.loads((await api.client.get("/schema/openapi.json")).text)["paths"]
