@@ -53,7 +53,9 @@ export function has(key) {
   return key in (catalogues[current] ?? {}) || key in (catalogues[FALLBACK] ?? {});
 }
 
-/** Fill every `[data-i18n]` element's text from the catalogue. */
+/** Fill every `[data-i18n]` element's text, and every `[data-i18n-label]` element's
+ * `aria-label`, from the catalogue. */
 export function translatePage(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
 }
