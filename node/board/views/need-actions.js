@@ -1,5 +1,242 @@
-// Being built (issue 13): what a member can do with a need (claim, accept, record, hours).
-/** The controls for `need` on the list, or `null`. */
-export function actionsFor(_need) {
-  return null;
+// What a member can do with a need: offer help (claim.made), take the offer back
+// (claim.withdrawn), accept a helper (claim.accepted), mark it done and log the hours
+// (fulfilment.recorded, then hours.logged). Used by the needs list and the Hours tab.
+//
+// The lists are redrawn whenever the stream brings news, so each need's outcome line is kept
+// here (by need id) and drawn again; when the need has left the list (an accepted need is no
+// longer open) the outcome goes to the view's notice line instead.
+import { has, t } from "../i18n.js";
+import { $, el, personName, personOf, publish, say, state } from "../core.js";
+
+/** need id → the last outcome {ok, text}, kept across redraws. */
+const outcomes = new Map();
+/** need id → the outcome lines drawn for it (some may be gone from the page). */
+const lines = new Map();
+/** Needs whose hours someone has logged (from the Hours view's read of the ledger). */
+let logged = new Set();
+
+export function setLoggedNeeds(ids) {
+  logged = new Set(ids);
+}
+
+/** This device's person (its member key), or its own key until the roster is read. */
+export const myself = () => state.me?.key ?? state.keys?.key;
+export const isMine = (key) => typeof key === "string" && personOf(key) === myself();
+
+/** Minutes in words: "3 h 30 min", "45 min", "2 h". */
+export function hm(minutes) {
+  const total = Math.abs(Math.round(Number(minutes) || 0));
+  const h = Math.floor(total / 60);
+  const m = total % 60;
+  if (h && m) return t("hours.hm", { h, m });
+  return h ? t("hours.h", { h }) : t("hours.m", { m });
+}
+
+/** What an outcome of `publish` says when it did not change anything: the effect's reason in
+ * words ("Nothing changed: these hours were already confirmed."), else the node's reason. */
+export function refusalWords(outcome) {
+  const reason = String(outcome?.effect?.reason ?? "");
+  if (outcome?.ok && reason.startsWith("effect:")) {
+    const key = `hours.effect.${reason.slice("effect:".length)}`;
+    if (has(key)) return t("hours.nothing", { reason: t(key) });
+  }
+  return outcome?.text || t("reason.other", { message: reason });
+}
+
+/** The notice line of the view `line` is in (the needs view gets one next to its list). */
+function noticeFor(view) {
+  if (view?.id === "view-hours") return $("hours-notice");
+  let notice = $("need-actions-result");
+  const list = $("needs-list");
+  if (!notice && list) {
+    notice = el("p", { id: "need-actions-result", class: "result", role: "status", "aria-live": "polite" });
+    list.before(notice);
+  }
+  return notice;
+}
+
+/** Show `outcome` on every line drawn for `needId`, or on the view's notice line when there is
+ * none (or when the action moves the need off this list: `away`). */
+function show(needId, outcome, view, away = false) {
+  if (away) outcomes.delete(needId);
+  else outcomes.set(needId, outcome);
+  const drawn = [...(lines.get(needId) ?? [])].filter((line) => line.isConnected);
+  lines.set(needId, new Set(drawn));
+  for (const line of drawn) say(line, outcome.ok, away ? "" : outcome.text);
+  if (away || !drawn.length) {
+    const notice = noticeFor(view);
+    if (notice) say(notice, outcome.ok, outcome.text);
+  }
+}
+
+/** Run `work` (answering {ok, text}) for `needId`, saying "Sending…" first; `away`: when it
+ * goes well the need leaves an open-needs list (an accepted need), so say it on the notice. */
+async function act(needId, box, work, away = false) {
+  const view = box.closest(".view");
+  for (const button of box.querySelectorAll("button")) button.disabled = true;
+  show(needId, { ok: true, text: t("hours.sending") }, view);
+  let outcome;
+  try {
+    outcome = await work();
+  } catch {
+    outcome = { ok: false, text: t("reason.network") };
+  }
+  show(needId, outcome, view, away && outcome.ok && view?.id === "view-needs");
+  for (const button of box.querySelectorAll("button")) button.disabled = false;
+}
+
+function button(text, attrs, onClick) {
+  const node = el("button", { type: "button", ...attrs }, text);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+/** Two fields, hours and minutes, for the time a need took; `value()` answers whole minutes. */
+function timeFields(needId, minutes) {
+  const start = Math.min(Math.max(Number(minutes) || 60, 1), 24 * 60);
+  const id = `na-${needId}`;
+  const hours = el("input", { id: `${id}-h`, type: "number", min: 0, max: 24, step: 1, inputmode: "numeric", value: Math.floor(start / 60) });
+  const mins = el("input", { id: `${id}-m`, type: "number", min: 0, max: 59, step: 5, inputmode: "numeric", value: start % 60 });
+  const fieldset = el(
+    "fieldset",
+    { class: "time" },
+    el("legend", {}, t("hours.time.legend")),
+    el("p", {}, el("label", { for: hours.id }, t("hours.time.hours")), hours),
+    el("p", {}, el("label", { for: mins.id }, t("hours.time.minutes")), mins),
+  );
+  const value = () => Math.round(Number(hours.value || 0)) * 60 + Math.round(Number(mins.value || 0));
+  return { fieldset, value };
+}
+
+function badTime(minutes) {
+  return !Number.isFinite(minutes) || minutes < 1 || minutes > 24 * 60;
+}
+
+/** Log `minutes` for the accepted help on `need`: the helper gave, the need's author received. */
+async function logHours(need, minutes) {
+  const body = { giver: personOf(need.helper), receiver: personOf(need.author), minutes, need: need.id };
+  const outcome = await publish("hours.logged", body);
+  const other = isMine(need.author) ? need.helper : need.author;
+  if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
+  return { ok: true, text: t("hours.log.done", { time: hm(minutes), who: personName(other) }) };
+}
+
+function claimForm(need, box) {
+  const note = el("input", { id: `na-${need.id}-note`, maxlength: 200, autocomplete: "off" });
+  const send = button(t("hours.claim.send"), { "data-action": "claim" }, () =>
+    act(need.id, box, async () => {
+      const body = { need: need.id };
+      if (note.value.trim()) body.note = note.value.trim();
+      const outcome = await publish("claim.made", body);
+      if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
+      return { ok: true, text: t("hours.claim.done", { who: personName(need.author) }) };
+    }),
+  );
+  return el(
+    "details",
+    { class: "claim" },
+    el("summary", {}, t("hours.claim.open")),
+    el("p", {}, el("label", { for: note.id }, t("hours.claim.note")), note),
+    el("p", {}, send),
+  );
+}
+
+function withdrawButton(need, claim, box) {
+  return button(t("hours.withdraw"), { "data-action": "withdraw", class: "secondary" }, () =>
+    act(need.id, box, async () => {
+      const outcome = await publish("claim.withdrawn", { claim: claim.id });
+      if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
+      return { ok: true, text: t("hours.withdraw.done", { who: personName(need.author) }) };
+    }),
+  );
+}
+
+function doneForm(need, box, record) {
+  const time = timeFields(need.id, need.fulfilment?.minutes ?? need.minutes_estimate);
+  const label = record ? t("hours.done.submit") : t("hours.log.submit");
+  const submit = button(label, { "data-action": record ? "done" : "log" }, () =>
+    act(need.id, box, async () => {
+      const minutes = time.value();
+      if (badTime(minutes)) return { ok: false, text: t("hours.time.bad") };
+      if (record) {
+        const body = { need: need.id, minutes };
+        if (typeof need.accepted_claim === "string") body.claim = need.accepted_claim;
+        const done = await publish("fulfilment.recorded", body);
+        if (!done.changed) return { ok: false, text: refusalWords(done) };
+        const hours = await logHours(need, minutes);
+        if (!hours.ok) return { ok: false, text: t("hours.done.no-hours", { reason: hours.text }) };
+        return { ok: true, text: t("hours.done.done", { time: hm(minutes), who: personName(isMine(need.author) ? need.helper : need.author) }) };
+      }
+      return logHours(need, minutes);
+    }),
+  );
+  return el("div", { class: "done" }, time.fieldset, el("p", {}, submit));
+}
+
+/** The controls for `need` on a list, or `null` when this member can do nothing with it. */
+export function actionsFor(need) {
+  if (!need || typeof need !== "object" || typeof need.id !== "string") return null;
+  if (!state.member || !state.keys || need.pod !== state.info?.pod) return null; // another pod's need: its pod acts on it
+  const claims = (Array.isArray(need.claims) ? need.claims : []).filter(
+    (c) => c && typeof c.id === "string" && typeof c.person === "string",
+  );
+  const box = el("div", { class: "need-actions" });
+  const author = isMine(need.author);
+  const helper = isMine(need.helper);
+  if (need.status === "open" && author) {
+    const pending = claims.filter((c) => c.status === "pending");
+    if (pending.length) {
+      box.append(
+        el(
+          "ul",
+          { class: "claims" },
+          ...pending.map((claim) =>
+            el(
+              "li",
+              {},
+              el("span", {}, t("hours.can-help", { who: personName(claim.person) })),
+              " ",
+              button(t("hours.accept"), { "data-action": "accept" }, () =>
+                act(need.id, box, async () => {
+                  // The need's sealed personal details are not re-sealed to the helper yet:
+                  // the board cannot seal (seal.js) in this slice, so `personal` is left out.
+                  const outcome = await publish("claim.accepted", { claim: claim.id, need: need.id });
+                  if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
+                  return { ok: true, text: t("hours.accept.done", { who: personName(claim.person) }) };
+                }, true),
+              ),
+            ),
+          ),
+        ),
+      );
+    }
+  } else if (need.status === "open") {
+    const mine = claims.find((c) => c.status === "pending" && isMine(c.person));
+    if (mine) {
+      box.append(
+        el("p", {}, t("hours.claimed.waiting", { who: personName(need.author) })),
+        el("p", {}, withdrawButton(need, mine, box)),
+      );
+    } else {
+      box.append(claimForm(need, box));
+    }
+  } else if (need.status === "claimed" && (author || helper)) {
+    box.append(
+      el("p", {}, author ? t("hours.helping.you", { who: personName(need.helper) }) : t("hours.helping.them", { who: personName(need.author) })),
+      doneForm(need, box, true),
+    );
+    const accepted = claims.find((c) => c.id === need.accepted_claim);
+    if (helper && accepted) box.append(el("p", {}, withdrawButton(need, accepted, box)));
+  } else if (need.status === "fulfilled" && (author || helper) && need.helper && !logged.has(need.id)) {
+    box.append(el("p", {}, t("hours.log.prompt", { who: personName(author ? need.helper : need.author) })), doneForm(need, box, false));
+  } else if (!outcomes.has(need.id)) {
+    return null;
+  }
+  const line = el("p", { class: "result", role: "status", "aria-live": "polite" });
+  const shown = outcomes.get(need.id);
+  if (shown) say(line, shown.ok, shown.text);
+  if (!lines.has(need.id)) lines.set(need.id, new Set());
+  lines.get(need.id).add(line);
+  box.append(line);
+  return box;
 }

@@ -1,0 +1,188 @@
+"""Claim, accept, mark as done, log and confirm hours, balances — in two browsers (issue 13).
+
+Ana and Bea are each a browser context with their own key, joined by the CLI. Ana asks for
+help in the board; Bea sees it live and offers to help; Ana accepts; Bea marks it done and logs
+the hours; Ana confirms; both balances move, in the page and in ``GET /v1/timebank``. A second
+tab of Ana's whose live link went quiet (a sleeping phone) confirms again: the node stores it
+and changes nothing, and the board says why in words.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from node.client import KithClient
+from tests.board.helpers import WAIT_MS, Member, axe_violations, join
+from tests.integration.conftest import Pod, member
+
+TITLE = "Help carrying a sofa upstairs"
+PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2}
+
+
+def set_name(who: Member, name: str) -> None:
+    """A profile name, signed in the page (the profile form is another part of the board)."""
+    outcome = who.page.evaluate(
+        "async n => (await import('/board/core.js')).publish('profile.set', {name: n})", name
+    )
+    assert outcome["changed"], outcome
+
+
+def wait_text(who: Member, selector: str, text: str) -> None:
+    who.page.wait_for_function(
+        "([s, t]) => [...document.querySelectorAll(s)].some(e => e.textContent.includes(t))",
+        arg=[selector, text],
+        timeout=WAIT_MS,
+    )
+
+
+def open_tab(page: Any, view: str) -> None:
+    page.click(f"#tabs a[href='#{view}']")
+    page.wait_for_selector(f"#view-{view}", state="visible", timeout=WAIT_MS)
+
+
+def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
+    pod = board_pod
+    ana = Member(browser, pod, "ana", locale="en-GB", **PHONE)
+    bea = Member(browser, pod, "bea", locale="en-GB", **PHONE)
+    join(pod, ana)
+    join(pod, bea)
+    set_name(ana, "Ana")
+    set_name(bea, "Bea")
+    ana_key, bea_key = ana.keys()[0], bea.keys()[0]
+    reader = KithClient(pod.url, member(pod, tmp_path, "cy"))
+
+    # Ana asks for help; Bea's list shows it without reload, with "I can help".
+    ana.page.fill("#title", TITLE)
+    ana.page.select_option("#category", "repair")
+    ana.page.select_option("#urgency", "normal")
+    ana.page.click("#post-button")
+    wait_text(ana, "#post-result", "Posted")
+    bea_need = bea.page.locator("#needs-list li", has_text=TITLE)
+    bea_need.wait_for(timeout=WAIT_MS)
+    wait_text(bea, "#needs-list li", "Ana needs a repair")
+    need_id = bea_need.get_attribute("data-id")
+    assert need_id
+    # Ana's own need has no "I can help".
+    ana_need = ana.page.locator("#needs-list li", has_text=TITLE)
+    ana_need.wait_for(timeout=WAIT_MS)
+    assert ana_need.locator("summary").count() == 0
+
+    # Bea offers to help, with a note.
+    bea_need.locator("summary").click()
+    bea_need.get_by_label("A short note (optional)").fill("I have a strong back")
+    bea_need.get_by_role("button", name="Offer my help").click()
+    wait_text(bea, "#needs-list li", "Offered. Ana can now accept your help.")
+    wait_text(bea, "#needs-list li", "You offered to help. Waiting for Ana to accept.")
+    assert bea_need.get_by_role("button", name="Withdraw my offer of help").is_visible()
+    bea.shot("hours-1-bea-offered")
+
+    # Ana sees "Bea can help", live, and accepts; the need is no longer open.
+    wait_text(ana, "#needs-list li", "Bea can help")
+    ana.shot("hours-2-ana-bea-can-help")
+    ana_need.get_by_role("button", name="Accept").click()
+    wait_text(ana, "#need-actions-result", "Accepted. Bea is helping you now")
+    ana_need.wait_for(state="detached", timeout=WAIT_MS)
+    need = reader.get(f"/v1/needs/{need_id}")
+    assert need["status"] == "claimed" and need["helper"] == bea_key
+    assert [c["status"] for c in need["claims"]] == ["accepted"]
+
+    # Bea, in her Hours tab: helping Ana; she marks it done with the time it took.
+    open_tab(bea.page, "hours")
+    progress = bea.page.locator("#hours-progress li", has_text=TITLE)
+    progress.wait_for(timeout=WAIT_MS)
+    assert "You are helping Ana" in (progress.text_content() or "")
+    assert "You have not given or received any hours yet." in (
+        bea.page.text_content("#hours-balance") or ""
+    )
+    progress.get_by_label("Hours").fill("1")
+    progress.get_by_label("Minutes").fill("30")
+    bea.shot("hours-3-bea-marks-done")
+    progress.get_by_role("button", name="Mark as done and log the hours").click()
+    wait_text(bea, "#view-hours", "Done, and 1 h 30 min logged. Ana confirms them under Hours.")
+    wait_text(bea, "#hours-waiting li", "You gave Ana 1 h 30 min")
+    wait_text(bea, "#hours-waiting li", "Waiting for Ana to confirm.")
+    need = reader.get(f"/v1/needs/{need_id}")
+    assert need["status"] == "fulfilled" and need["fulfilment"]["minutes"] == 90
+    bank = reader.get("/v1/timebank")
+    assert [(p["giver"], p["receiver"], p["minutes"], p["logged_by"]) for p in bank["pending"]] == [
+        (bea_key, ana_key, 90, bea_key)
+    ]
+    assert bank["members"] == []  # nothing counts before Ana confirms
+
+    # A second tab of Ana's whose live link goes quiet (a phone asleep): it keeps what it showed.
+    quiet = {"on": False}
+
+    def hold(ws: Any) -> None:
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+        server.on_message(lambda message: None if quiet["on"] else ws.send(message))
+
+    stale = ana.context.new_page()
+    stale_errors: list[str] = []
+    stale.on("pageerror", lambda exc: stale_errors.append(str(exc)))
+    stale.route_web_socket("**/v1/stream", hold)
+    stale.goto(pod.url + "/#hours")
+    stale.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+    stale.locator("#hours-confirm button").wait_for(timeout=WAIT_MS)
+
+    # Ana confirms in her Hours tab.
+    quiet["on"] = True
+    open_tab(ana.page, "hours")
+    entry = ana.page.locator("#hours-confirm li", has_text="Bea gave you 1 h 30 min")
+    entry.wait_for(timeout=WAIT_MS)
+    assert f"For “{TITLE}”" in (entry.text_content() or "")
+    ana.shot("hours-4-ana-to-confirm")
+    entry.get_by_role("button", name="Confirm").click()
+    wait_text(ana, "#hours-notice", "Confirmed. 1 h 30 min counted between you and Bea.")
+    wait_text(ana, "#hours-balance", "You have received 1 h 30 min more than you gave.")
+    wait_text(ana, "#hours-totals", "Given: 0 min · Received: 1 h 30 min")
+    wait_text(ana, "#hours-history li", "Bea gave you 1 h 30 min")
+    assert ana.page.locator("#hours-confirm li").count() == 0
+    # Bea's balance moves live.
+    wait_text(bea, "#hours-balance", "You have given 1 h 30 min more than you received.")
+    wait_text(bea, "#hours-history li", "You gave Ana 1 h 30 min")
+    assert bea.page.locator("#hours-waiting li").count() == 0
+    bank = reader.get("/v1/timebank")
+    assert {m["person"]: m["balance_minutes"] for m in bank["members"]} == {
+        ana_key: -90,
+        bea_key: 90,
+    }
+    assert bank["pending"] == [] and bank["total_minutes_balance"] == 0
+    # The pod's limit, as a flag (never a block).
+    assert bank["limit_minutes"] == 40 * 60
+    wait_text(ana, "#hours-limit", "you can receive up to 40 h more than you give")
+
+    # The quiet tab still shows the Confirm button: the node stores a second confirmation and
+    # changes nothing, and the board says why.
+    stale.locator("#hours-confirm button").click()
+    stale.wait_for_function(
+        "() => document.querySelector('#hours-notice').textContent === "
+        "'Nothing changed: these hours were already confirmed.' && "
+        "document.querySelector('#hours-notice').dataset.ok === 'false'",
+        timeout=WAIT_MS,
+    )
+    stale.screenshot(path=str(Path(__file__).parent / "artifacts" / "hours-5-refused.png"))
+    assert {m["person"]: m["balance_minutes"] for m in reader.get("/v1/timebank")["members"]} == {
+        ana_key: -90,
+        bea_key: 90,
+    }
+    stale.close()
+    assert stale_errors == []
+
+    # Everyone can use it: axe on both Hours tabs and on the needs list with its actions.
+    ana.shot("hours-6-ana-balance")
+    bea.shot("hours-7-bea-balance")
+    for who in (ana, bea):
+        assert axe_violations(who) == [], who.name
+    open_tab(bea.page, "needs")
+    assert axe_violations(bea) == []
+    # Spanish, at 360 px.
+    bea.page.select_option("#lang", "es")
+    open_tab(bea.page, "hours")
+    wait_text(bea, "#hours-balance", "Has dado 1 h 30 min más de lo que has recibido.")
+    bea.shot("hours-8-bea-spanish")
+    assert axe_violations(bea) == []
+
+    for who in (ana, bea):
+        assert who.errors == [], (who.name, who.errors)
