@@ -79,6 +79,7 @@ def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
 
     # Ana sees "Bea can help", live, and accepts; the need is no longer open.
     wait_text(ana, "#needs-list li", "Bea can help")
+    wait_text(ana, "#needs-list li .note", "“I have a strong back”")
     ana.shot("hours-2-ana-bea-can-help")
     ana_need.get_by_role("button", name="Accept").click()
     wait_text(ana, "#need-actions-result", "Accepted. Bea is helping you now")
@@ -91,7 +92,8 @@ def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     open_tab(bea.page, "hours")
     progress = bea.page.locator("#hours-progress li", has_text=TITLE)
     progress.wait_for(timeout=WAIT_MS)
-    assert "You are helping Ana" in (progress.text_content() or "")
+    assert "You are helping Ana." in (progress.text_content() or "")
+    assert "Offered." not in (progress.text_content() or "")  # that outcome was for an open need
     assert "You have not given or received any hours yet." in (
         bea.page.text_content("#hours-balance") or ""
     )
@@ -181,8 +183,14 @@ def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     bea.page.select_option("#lang", "es")
     open_tab(bea.page, "hours")
     wait_text(bea, "#hours-balance", "Has dado 1 h 30 min más de lo que has recibido.")
+    wait_text(bea, "#hours-progress li", "Hecho, y 1 h 30 min anotadas. Ana las confirma en Horas.")
+    wait_text(bea, "#hours-history li", "Diste a Ana 1 h 30 min")
     bea.shot("hours-8-bea-spanish")
     assert axe_violations(bea) == []
+
+    # And on a desktop.
+    ana.page.set_viewport_size({"width": 1100, "height": 800})
+    ana.shot("hours-9-ana-desktop")
 
     for who in (ana, bea):
         assert who.errors == [], (who.name, who.errors)

@@ -65,13 +65,21 @@ function other(entry) {
   return isMine(entry.giver) ? entry.receiver : entry.giver;
 }
 
+let notice = null; // the last confirmation's outcome {ok, words()}, said again in a new language
+
+function showNotice() {
+  if (notice) say($("hours-notice"), notice.ok, notice.words());
+}
+
 async function confirm(entry, button) {
-  const notice = $("hours-notice");
   button.disabled = true;
-  say(notice, true, t("hours.sending"));
+  notice = { ok: true, words: () => t("hours.sending") };
+  showNotice();
   const outcome = await publish("hours.confirmed", { entry: entry.id });
-  if (outcome.changed) say(notice, true, t("hours.confirm.done", { time: hm(entry.minutes), who: personName(other(entry)) }));
-  else say(notice, false, refusalWords(outcome));
+  notice = outcome.changed
+    ? { ok: true, words: () => t("hours.confirm.done", { time: hm(entry.minutes), who: personName(other(entry)) }) }
+    : { ok: false, words: () => refusalWords(outcome) };
+  showNotice();
   button.disabled = false;
   refresh();
 }
@@ -142,11 +150,14 @@ function renderProgress() {
     if (!(isMine(need.author) || isMine(need.helper))) continue;
     const actions = actionsFor(need);
     if (!actions) continue;
-    const done = need.status === "fulfilled" ? ".done" : "";
-    const line = isMine(need.author)
-      ? t(`hours.progress.yours${done}`, { who: personName(need.helper) })
-      : t(`hours.progress.theirs${done}`, { who: personName(need.author) });
-    items.push(el("li", { "data-id": need.id }, el("h3", {}, String(need.title)), el("p", {}, line), actions));
+    // A need in progress says who helps in its actions; a done one says it here.
+    const line =
+      need.status !== "fulfilled"
+        ? null
+        : isMine(need.author)
+          ? el("p", {}, t("hours.progress.yours.done", { who: personName(need.helper) }))
+          : el("p", {}, t("hours.progress.theirs.done", { who: personName(need.author) }));
+    items.push(el("li", { "data-id": need.id }, el("h3", {}, String(need.title)), line, actions));
   }
   $("hours-progress").replaceChildren(...items);
   $("hours-progress-empty").hidden = items.length > 0;
@@ -157,6 +168,7 @@ function render() {
   renderBalance();
   renderEntries();
   renderProgress();
+  showNotice();
 }
 
 async function refresh() {

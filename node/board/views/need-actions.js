@@ -6,12 +6,14 @@
 // here (by need id) and drawn again; when the need has left the list (an accepted need is no
 // longer open) the outcome goes to the view's notice line instead.
 import { has, t } from "../i18n.js";
-import { $, el, personName, personOf, publish, say, state } from "../core.js";
+import { $, el, getJSON, personName, personOf, publish, say, state } from "../core.js";
 
 /** need id → the last outcome {ok, text}, kept across redraws. */
 const outcomes = new Map();
 /** need id → the outcome lines drawn for it (some may be gone from the page). */
 const lines = new Map();
+/** notice line → the outcome it shows, said again when the lists are redrawn (a new language). */
+const notices = new Map();
 /** Needs whose hours someone has logged (from the Hours view's read of the ledger). */
 let logged = new Set();
 
@@ -55,6 +57,9 @@ function noticeFor(view) {
   return notice;
 }
 
+/** An outcome's words, now (in the language and with the names of the moment). */
+const words = (outcome) => (typeof outcome.text === "function" ? outcome.text() : String(outcome.text ?? ""));
+
 /** Show `outcome` on every line drawn for `needId`, or on the view's notice line when there is
  * none (or when the action moves the need off this list: `away`). */
 function show(needId, outcome, view, away = false) {
@@ -62,27 +67,81 @@ function show(needId, outcome, view, away = false) {
   else outcomes.set(needId, outcome);
   const drawn = [...(lines.get(needId) ?? [])].filter((line) => line.isConnected);
   lines.set(needId, new Set(drawn));
-  for (const line of drawn) say(line, outcome.ok, away ? "" : outcome.text);
+  for (const line of drawn) say(line, outcome.ok, away ? "" : words(outcome));
   if (away || !drawn.length) {
     const notice = noticeFor(view);
-    if (notice) say(notice, outcome.ok, outcome.text);
+    if (notice) say(notice, outcome.ok, words(outcome));
+    notices.set(notice, outcome);
   }
 }
 
-/** Run `work` (answering {ok, text}) for `needId`, saying "Sending…" first; `away`: when it
- * goes well the need leaves an open-needs list (an accepted need), so say it on the notice. */
-async function act(needId, box, work, away = false) {
+/** Run `work` (answering {ok, text}) for `need`, saying "Sending…" first. The outcome stays
+ * shown while the need's status is the one it had, or one of `then` (where the action takes
+ * it); `away`: when it goes well the need leaves an open-needs list, so say it on the notice. */
+async function act(need, box, work, { then = [], away = false } = {}) {
   const view = box.closest(".view");
+  const statuses = [need.status, ...then];
   for (const button of box.querySelectorAll("button")) button.disabled = true;
-  show(needId, { ok: true, text: t("hours.sending") }, view);
+  show(need.id, { ok: true, text: () => t("hours.sending"), statuses }, view);
   let outcome;
   try {
     outcome = await work();
   } catch {
-    outcome = { ok: false, text: t("reason.network") };
+    outcome = { ok: false, text: () => t("reason.network") };
   }
-  show(needId, outcome, view, away && outcome.ok && view?.id === "view-needs");
+  show(need.id, { ...outcome, statuses }, view, away && outcome.ok && view?.id === "view-needs");
   for (const button of box.querySelectorAll("button")) button.disabled = false;
+}
+
+/** A publish outcome that changed nothing, as an outcome to show. */
+const refused = (outcome) => ({ ok: false, text: () => refusalWords(outcome) });
+
+// --- the helpers' notes (claim.made's `note`, not in the needs read model: read by id) -----
+
+const notes = new Map(); // claim id → its note ("" when none)
+const noteSpans = new Map(); // claim id → the spans drawn while it was being read
+const wanted = new Set();
+let noteTimer = null;
+
+function sayNote(span, note) {
+  span.textContent = note ? t("hours.claim.said", { note }) : "";
+  span.hidden = !note;
+}
+
+/** A span with claim `id`'s note, filled in once read (one request for all that are new). */
+function noteFor(id) {
+  const span = el("span", { class: "note", hidden: true });
+  if (notes.has(id)) {
+    sayNote(span, notes.get(id));
+    return span;
+  }
+  if (!noteSpans.has(id)) noteSpans.set(id, []);
+  noteSpans.get(id).push(span);
+  wanted.add(id);
+  noteTimer ??= setTimeout(readNotes, 0);
+  return span;
+}
+
+async function readNotes() {
+  noteTimer = null;
+  const ids = [...wanted].slice(0, 50);
+  for (const id of ids) wanted.delete(id);
+  if (wanted.size) noteTimer = setTimeout(readNotes, 0);
+  const page = await getJSON(`/v1/events?ids=${ids.map(encodeURIComponent).join(",")}`);
+  if (!page) return; // read again at the next redraw
+  for (const id of ids) notes.set(id, "");
+  for (const event of Array.isArray(page.events) ? page.events : []) {
+    try {
+      const body = JSON.parse(event.envelope.body);
+      if (typeof body?.note === "string") notes.set(String(event.id), body.note.slice(0, 200));
+    } catch {
+      // a malformed event has no note to show
+    }
+  }
+  for (const id of ids) {
+    for (const span of noteSpans.get(id) ?? []) sayNote(span, notes.get(id));
+    noteSpans.delete(id);
+  }
 }
 
 function button(text, attrs, onClick) {
@@ -117,19 +176,19 @@ async function logHours(need, minutes) {
   const body = { giver: personOf(need.helper), receiver: personOf(need.author), minutes, need: need.id };
   const outcome = await publish("hours.logged", body);
   const other = isMine(need.author) ? need.helper : need.author;
-  if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
-  return { ok: true, text: t("hours.log.done", { time: hm(minutes), who: personName(other) }) };
+  if (!outcome.changed) return refused(outcome);
+  return { ok: true, text: () => t("hours.log.done", { time: hm(minutes), who: personName(other) }) };
 }
 
 function claimForm(need, box) {
   const note = el("input", { id: `na-${need.id}-note`, maxlength: 200, autocomplete: "off" });
   const send = button(t("hours.claim.send"), { "data-action": "claim" }, () =>
-    act(need.id, box, async () => {
+    act(need, box, async () => {
       const body = { need: need.id };
       if (note.value.trim()) body.note = note.value.trim();
       const outcome = await publish("claim.made", body);
-      if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
-      return { ok: true, text: t("hours.claim.done", { who: personName(need.author) }) };
+      if (!outcome.changed) return refused(outcome);
+      return { ok: true, text: () => t("hours.claim.done", { who: personName(need.author) }) };
     }),
   );
   return el(
@@ -143,11 +202,11 @@ function claimForm(need, box) {
 
 function withdrawButton(need, claim, box) {
   return button(t("hours.withdraw"), { "data-action": "withdraw", class: "secondary" }, () =>
-    act(need.id, box, async () => {
+    act(need, box, async () => {
       const outcome = await publish("claim.withdrawn", { claim: claim.id });
-      if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
-      return { ok: true, text: t("hours.withdraw.done", { who: personName(need.author) }) };
-    }),
+      if (!outcome.changed) return refused(outcome);
+      return { ok: true, text: () => t("hours.withdraw.done", { who: personName(need.author) }) };
+    }, { then: ["open"] }),
   );
 }
 
@@ -155,26 +214,28 @@ function doneForm(need, box, record) {
   const time = timeFields(need.id, need.fulfilment?.minutes ?? need.minutes_estimate);
   const label = record ? t("hours.done.submit") : t("hours.log.submit");
   const submit = button(label, { "data-action": record ? "done" : "log" }, () =>
-    act(need.id, box, async () => {
+    act(need, box, async () => {
       const minutes = time.value();
-      if (badTime(minutes)) return { ok: false, text: t("hours.time.bad") };
+      if (badTime(minutes)) return { ok: false, text: () => t("hours.time.bad") };
       if (record) {
         const body = { need: need.id, minutes };
         if (typeof need.accepted_claim === "string") body.claim = need.accepted_claim;
         const done = await publish("fulfilment.recorded", body);
-        if (!done.changed) return { ok: false, text: refusalWords(done) };
+        if (!done.changed) return refused(done);
         const hours = await logHours(need, minutes);
-        if (!hours.ok) return { ok: false, text: t("hours.done.no-hours", { reason: hours.text }) };
-        return { ok: true, text: t("hours.done.done", { time: hm(minutes), who: personName(isMine(need.author) ? need.helper : need.author) }) };
+        if (!hours.ok) return { ok: false, text: () => t("hours.done.no-hours", { reason: words(hours) }) };
+        const other = isMine(need.author) ? need.helper : need.author;
+        return { ok: true, text: () => t("hours.done.done", { time: hm(minutes), who: personName(other) }) };
       }
       return logHours(need, minutes);
-    }),
+    }, { then: ["fulfilled"] }),
   );
   return el("div", { class: "done" }, time.fieldset, el("p", {}, submit));
 }
 
 /** The controls for `need` on a list, or `null` when this member can do nothing with it. */
 export function actionsFor(need) {
+  for (const [notice, outcome] of notices) say(notice, outcome.ok, words(outcome));
   if (!need || typeof need !== "object" || typeof need.id !== "string") return null;
   if (!state.member || !state.keys || need.pod !== state.info?.pod) return null; // another pod's need: its pod acts on it
   const claims = (Array.isArray(need.claims) ? need.claims : []).filter(
@@ -195,15 +256,15 @@ export function actionsFor(need) {
               "li",
               {},
               el("span", {}, t("hours.can-help", { who: personName(claim.person) })),
-              " ",
+              noteFor(claim.id),
               button(t("hours.accept"), { "data-action": "accept" }, () =>
-                act(need.id, box, async () => {
+                act(need, box, async () => {
                   // The need's sealed personal details are not re-sealed to the helper yet:
                   // the board cannot seal (seal.js) in this slice, so `personal` is left out.
                   const outcome = await publish("claim.accepted", { claim: claim.id, need: need.id });
-                  if (!outcome.changed) return { ok: false, text: refusalWords(outcome) };
-                  return { ok: true, text: t("hours.accept.done", { who: personName(claim.person) }) };
-                }, true),
+                  if (!outcome.changed) return refused(outcome);
+                  return { ok: true, text: () => t("hours.accept.done", { who: personName(claim.person) }) };
+                }, { then: ["claimed"], away: true }),
               ),
             ),
           ),
@@ -229,12 +290,12 @@ export function actionsFor(need) {
     if (helper && accepted) box.append(el("p", {}, withdrawButton(need, accepted, box)));
   } else if (need.status === "fulfilled" && (author || helper) && need.helper && !logged.has(need.id)) {
     box.append(el("p", {}, t("hours.log.prompt", { who: personName(author ? need.helper : need.author) })), doneForm(need, box, false));
-  } else if (!outcomes.has(need.id)) {
+  } else if (!outcomes.get(need.id)?.statuses?.includes(need.status)) {
     return null;
   }
   const line = el("p", { class: "result", role: "status", "aria-live": "polite" });
   const shown = outcomes.get(need.id);
-  if (shown) say(line, shown.ok, shown.text);
+  if (shown?.statuses?.includes(need.status)) say(line, shown.ok, words(shown));
   if (!lines.has(need.id)) lines.set(need.id, new Set());
   lines.get(need.id).add(line);
   box.append(line);
