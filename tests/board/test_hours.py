@@ -14,7 +14,7 @@ from typing import Any
 
 from node.client import KithClient
 from tests.board.helpers import WAIT_MS, Member, axe_violations, join
-from tests.integration.conftest import Pod, member
+from tests.integration.conftest import Pod, Poster, member
 
 TITLE = "Help carrying a sofa upstairs"
 PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2}
@@ -50,7 +50,10 @@ def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     set_name(ana, "Ana")
     set_name(bea, "Bea")
     ana_key, bea_key = ana.keys()[0], bea.keys()[0]
-    reader = KithClient(pod.url, member(pod, tmp_path, "cy"))
+    cy_key = member(pod, tmp_path, "cy")
+    cy, cy_pub = Poster(pod.url, cy_key, pod.data.config().pod), cy_key.public_b64
+    cy.post([cy.sign("profile.set", {"name": "Cy"})])
+    reader = KithClient(pod.url, cy_key)
 
     # Ana asks for help; Bea's list shows it without reload, with "I can help".
     ana.page.fill("#title", TITLE)
@@ -172,6 +175,27 @@ def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     stale.close()
     assert stale_errors == []
 
+    # Cy gives Ana two full days of help (the most one entry holds) and logs it; Ana confirms
+    # both in the board: she is past the pod's limit of 40 h received — flagged, never blocked.
+    entry = {"giver": cy_pub, "receiver": ana_key, "minutes": 24 * 60}
+    cy.post([cy.sign("hours.logged", entry), cy.sign("hours.logged", entry)])
+    for left in (2, 1):
+        ana.page.wait_for_function(
+            "n => document.querySelectorAll('#hours-confirm li').length === n", arg=left
+        )
+        from_cy = ana.page.locator("#hours-confirm li", has_text="Cy gave you 24 h").first
+        from_cy.get_by_role("button", name="Confirm").click()
+        ana.page.wait_for_function(
+            "n => document.querySelectorAll('#hours-confirm li').length === n", arg=left - 1
+        )
+    wait_text(ana, "#hours-notice", "Confirmed. 24 h counted between you and Cy.")
+    wait_text(ana, "#hours-balance", "You have received 49 h 30 min more than you gave.")
+    wait_text(ana, "#hours-limit", "You have received more than the pod's 40 h.")
+    assert ana.page.get_attribute("#hours-limit", "data-over") == "true"
+    bank = reader.get("/v1/timebank")
+    over = {m["person"]: (m["balance_minutes"], m["over_limit"]) for m in bank["members"]}
+    assert over == {ana_key: (-2970, True), bea_key: (90, False), cy_pub: (2880, False)}
+
     # Everyone can use it: axe on both Hours tabs and on the needs list with its actions.
     ana.shot("hours-6-ana-balance")
     bea.shot("hours-7-bea-balance")
@@ -194,3 +218,69 @@ def test_hours(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
 
     for who in (ana, bea):
         assert who.errors == [], (who.name, who.errors)
+
+
+def test_offer_withdrawn_then_hours_logged_after_done(
+    board_pod: Pod, browser: Any, tmp_path: Path
+) -> None:
+    """Dee offers, takes it back, offers again; Eve (posting from Python) accepts and marks her
+    need done without hours; Dee logs them from the Hours tab; Eve confirms; Dee's balance moves."""
+    pod = board_pod
+    dee = Member(browser, pod, "dee", locale="en-GB", **PHONE)
+    join(pod, dee)
+    set_name(dee, "Dee")
+    dee_key = dee.keys()[0]
+    eve_key = member(pod, tmp_path, "eve")
+    eve = Poster(pod.url, eve_key, pod.data.config().pod)
+    eve.post([eve.sign("profile.set", {"name": "Eve"})])
+    (need_id,) = eve.need("Fix a bike tyre", category="repair")
+    reader = KithClient(pod.url, eve_key)
+
+    item = dee.page.locator("#needs-list li", has_text="Fix a bike tyre")
+    item.wait_for(timeout=WAIT_MS)
+    item.locator("summary").click()
+    item.get_by_role("button", name="Offer my help").click()
+    wait_text(dee, "#needs-list li", "Offered. Eve can now accept your help.")
+    item.get_by_role("button", name="Withdraw my offer of help").click()
+    wait_text(dee, "#needs-list li", "Withdrawn. Eve can see you can no longer help.")
+    item.locator("summary", has_text="I can help").wait_for(timeout=WAIT_MS)
+    assert [c["status"] for c in reader.get(f"/v1/needs/{need_id}")["claims"]] == ["withdrawn"]
+    item.locator("summary").click()
+    item.get_by_role("button", name="Offer my help").click()
+    wait_text(dee, "#needs-list li", "You offered to help. Waiting for Eve to accept.")
+
+    # Eve accepts the live offer and marks the need done, without logging hours.
+    claims = reader.get(f"/v1/needs/{need_id}")["claims"]
+    (live,) = [c["id"] for c in claims if c["status"] == "pending"]
+    eve.post(
+        [
+            eve.sign("claim.accepted", {"claim": live, "need": need_id}),
+            eve.sign("fulfilment.recorded", {"need": need_id, "claim": live}),
+        ]
+    )
+    item.wait_for(state="detached", timeout=WAIT_MS)
+
+    # Dee's Hours tab: done, hours not logged yet. A time of nothing is refused before signing.
+    open_tab(dee.page, "hours")
+    done = dee.page.locator("#hours-progress li", has_text="Fix a bike tyre")
+    done.wait_for(timeout=WAIT_MS)
+    assert "You helped Eve" in (done.text_content() or "")
+    assert "Done. The hours with Eve are not logged yet." in (done.text_content() or "")
+    done.get_by_label("Hours").fill("0")
+    done.get_by_label("Minutes").fill("0")
+    done.get_by_role("button", name="Log the hours").click()
+    wait_text(dee, "#hours-progress li", "Please give a time between 1 minute and 24 hours.")
+    done.get_by_label("Minutes").fill("45")
+    done.get_by_role("button", name="Log the hours").click()
+    wait_text(dee, "#hours-progress li", "45 min logged. Eve confirms them under Hours.")
+    wait_text(dee, "#hours-waiting li", "You gave Eve 45 min")
+    (pending,) = [p for p in reader.get("/v1/timebank")["pending"] if p["giver"] == dee_key]
+    assert (pending["receiver"], pending["minutes"]) == (eve_key.public_b64, 45)
+    dee.shot("hours-10-dee-logged")
+
+    # Eve confirms; Dee's balance moves, live.
+    eve.post([eve.sign("hours.confirmed", {"entry": pending["id"]})])
+    wait_text(dee, "#hours-balance", "You have given 45 min more than you received.")
+    wait_text(dee, "#hours-history li", "You gave Eve 45 min")
+    assert axe_violations(dee) == []
+    assert dee.errors == [], dee.errors
