@@ -233,6 +233,66 @@ function doneForm(need, box, record) {
   return el("div", { class: "done" }, time.fieldset, el("p", {}, submit));
 }
 
+// --- what each person can do, by the need's status and who they are to it ----------------
+
+function acceptList(need, claims, box) {
+  const pending = claims.filter((c) => c.status === "pending");
+  if (!pending.length) return [];
+  const accept = (claim) =>
+    button(t("hours.accept"), { "data-action": "accept" }, () =>
+      act(need, box, async () => {
+        // The need's sealed personal details are not re-sealed to the helper yet: the board
+        // has no sealing code in this slice (seal.js), so `personal` is left out.
+        const outcome = await publish("claim.accepted", { claim: claim.id, need: need.id });
+        if (!outcome.changed) return refused(outcome);
+        return { ok: true, text: () => t("hours.accept.done", { who: personName(claim.person) }) };
+      }, { then: ["claimed"], away: true }),
+    );
+  const item = (claim) =>
+    el("li", {}, el("span", {}, t("hours.can-help", { who: personName(claim.person) })), noteFor(claim.id), accept(claim));
+  return [el("ul", { class: "claims" }, ...pending.map(item))];
+}
+
+function offerOrWait(need, claims, box) {
+  const mine = claims.find((c) => c.status === "pending" && isMine(c.person));
+  if (!mine) return [claimForm(need, box)];
+  return [
+    el("p", {}, t("hours.claimed.waiting", { who: personName(need.author) })),
+    el("p", {}, withdrawButton(need, mine, box)),
+  ];
+}
+
+function helpingAuthor(need, _claims, box) {
+  return [el("p", {}, t("hours.helping.you", { who: personName(need.helper) })), doneForm(need, box, true)];
+}
+
+function helpingHelper(need, claims, box) {
+  const accepted = claims.find((c) => c.id === need.accepted_claim);
+  return [
+    el("p", {}, t("hours.helping.them", { who: personName(need.author) })),
+    doneForm(need, box, true),
+    accepted ? el("p", {}, withdrawButton(need, accepted, box)) : null,
+  ];
+}
+
+function logPrompt(need, _claims, box) {
+  if (!need.helper || logged.has(need.id)) return [];
+  const other = isMine(need.author) ? need.helper : need.author;
+  return [el("p", {}, t("hours.log.prompt", { who: personName(other) })), doneForm(need, box, false)];
+}
+
+/** status → who this member is to the need → the controls it gets (none when missing). */
+const CONTROLS = {
+  open: { author: acceptList, other: offerOrWait },
+  claimed: { author: helpingAuthor, helper: helpingHelper },
+  fulfilled: { author: logPrompt, helper: logPrompt },
+};
+
+function relation(need) {
+  if (isMine(need.author)) return "author";
+  return isMine(need.helper) ? "helper" : "other";
+}
+
 /** The controls for `need` on a list, or `null` when this member can do nothing with it. */
 export function actionsFor(need) {
   for (const [notice, outcome] of notices) say(notice, outcome.ok, words(outcome));
@@ -242,60 +302,13 @@ export function actionsFor(need) {
     (c) => c && typeof c.id === "string" && typeof c.person === "string",
   );
   const box = el("div", { class: "need-actions" });
-  const author = isMine(need.author);
-  const helper = isMine(need.helper);
-  if (need.status === "open" && author) {
-    const pending = claims.filter((c) => c.status === "pending");
-    if (pending.length) {
-      box.append(
-        el(
-          "ul",
-          { class: "claims" },
-          ...pending.map((claim) =>
-            el(
-              "li",
-              {},
-              el("span", {}, t("hours.can-help", { who: personName(claim.person) })),
-              noteFor(claim.id),
-              button(t("hours.accept"), { "data-action": "accept" }, () =>
-                act(need, box, async () => {
-                  // The need's sealed personal details are not re-sealed to the helper yet:
-                  // the board cannot seal (seal.js) in this slice, so `personal` is left out.
-                  const outcome = await publish("claim.accepted", { claim: claim.id, need: need.id });
-                  if (!outcome.changed) return refused(outcome);
-                  return { ok: true, text: () => t("hours.accept.done", { who: personName(claim.person) }) };
-                }, { then: ["claimed"], away: true }),
-              ),
-            ),
-          ),
-        ),
-      );
-    }
-  } else if (need.status === "open") {
-    const mine = claims.find((c) => c.status === "pending" && isMine(c.person));
-    if (mine) {
-      box.append(
-        el("p", {}, t("hours.claimed.waiting", { who: personName(need.author) })),
-        el("p", {}, withdrawButton(need, mine, box)),
-      );
-    } else {
-      box.append(claimForm(need, box));
-    }
-  } else if (need.status === "claimed" && (author || helper)) {
-    box.append(
-      el("p", {}, author ? t("hours.helping.you", { who: personName(need.helper) }) : t("hours.helping.them", { who: personName(need.author) })),
-      doneForm(need, box, true),
-    );
-    const accepted = claims.find((c) => c.id === need.accepted_claim);
-    if (helper && accepted) box.append(el("p", {}, withdrawButton(need, accepted, box)));
-  } else if (need.status === "fulfilled" && (author || helper) && need.helper && !logged.has(need.id)) {
-    box.append(el("p", {}, t("hours.log.prompt", { who: personName(author ? need.helper : need.author) })), doneForm(need, box, false));
-  } else if (!outcomes.get(need.id)?.statuses?.includes(need.status)) {
-    return null;
-  }
-  const line = el("p", { class: "result", role: "status", "aria-live": "polite" });
+  const controls = (CONTROLS[need.status]?.[relation(need)]?.(need, claims, box) ?? []).filter(Boolean);
   const shown = outcomes.get(need.id);
-  if (shown?.statuses?.includes(need.status)) say(line, shown.ok, words(shown));
+  const showing = Boolean(shown?.statuses?.includes(need.status));
+  if (!controls.length && !showing) return null;
+  box.append(...controls);
+  const line = el("p", { class: "result", role: "status", "aria-live": "polite" });
+  if (showing) say(line, shown.ok, words(shown));
   if (!lines.has(need.id)) lines.set(need.id, new Set());
   lines.get(need.id).add(line);
   box.append(line);
