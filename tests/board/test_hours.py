@@ -9,6 +9,7 @@ and changes nothing, and the board says why in words.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,66 @@ def test_offer_withdrawn_then_hours_logged_after_done(
     wait_text(dee, "#hours-history li", "You gave Eve 45 min")
     assert axe_violations(dee) == []
     assert dee.errors == [], dee.errors
+
+
+def test_accepting_passes_private_details_to_the_helper(
+    board_pod: Pod, browser: Any, tmp_path: Path
+) -> None:
+    """Fay's need has sealed private details; accepting Gus re-seals them to him and the
+    coordinators (``claim.accepted.personal``), and only his browser opens them."""
+    pod = board_pod
+    fay = Member(browser, pod, "fay", locale="en-GB", **PHONE)
+    gus = Member(browser, pod, "gus", locale="en-GB", **PHONE)
+    for who, name in ((fay, "Fay"), (gus, "Gus")):
+        join(pod, who)
+        set_name(who, name)
+    reader = KithClient(pod.url, member(pod, tmp_path, "hal"))
+    details = '{"address": "3 Elm Street, flat 2", "phone": "555 0100"}'
+    # The needs form's private details are another part of the board: sealed here as it does.
+    posted = fay.page.evaluate(
+        """async ([title, details]) => {
+          const core = await import('/board/core.js');
+          const sealed = await import('/board/seal.js');
+          const keys = await core.getJSON(`/v1/pods/${core.state.info.pod}/keys`);
+          const to = [...new Set([core.state.keys.boxKey, ...keys.coordinators])];
+          const personal = sealed.seal(details, to, sealed.fieldAad('need.posted', 'personal'));
+          const body = {title, category: 'repair', urgency: 'high', personal};
+          return core.publish('need.posted', body);
+        }""",
+        ["Change a light bulb", details],
+    )
+    assert posted["changed"], posted
+    item = gus.page.locator("#needs-list li", has_text="Change a light bulb")
+    item.wait_for(timeout=WAIT_MS)
+    item.locator("summary").click()
+    item.get_by_role("button", name="Offer my help").click()
+    wait_text(gus, "#needs-list li", "Offered. Fay can now accept your help.")
+    mine = fay.page.locator("#needs-list li", has_text="Change a light bulb")
+    wait_text(fay, "#needs-list li", "Gus can help")
+    mine.get_by_role("button", name="Accept").click()
+    wait_text(
+        fay, "#need-actions-result", "Gus is helping you now and can see your private details"
+    )
+
+    accepted = [
+        e
+        for e in reader.get("/v1/events", kinds="claim.accepted")["events"]
+        if '"need":"' + posted["id"] + '"' in e["envelope"]["body"]
+    ]
+    assert len(accepted) == 1
+    sealed = json.loads(accepted[0]["envelope"]["body"])["personal"]
+    coordinators = reader.get(f"/v1/pods/{pod.data.config().pod}/keys")["coordinators"]
+    assert {r["key"] for r in sealed["to"]} == {gus.keys()[1], *coordinators}
+    assert "Elm Street" not in accepted[0]["envelope"]["body"]
+    opened = gus.page.evaluate(
+        """async (sealedField) => {
+          const core = await import('/board/core.js');
+          const s = await import('/board/seal.js');
+          return s.open(sealedField, core.state.keys.box, core.state.keys.boxKey,
+                        s.fieldAad('claim.accepted', 'personal'));
+        }""",
+        sealed,
+    )
+    assert opened == details
+    for who in (fay, gus):
+        assert who.errors == [], (who.name, who.errors)

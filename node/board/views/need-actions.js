@@ -7,6 +7,7 @@
 // longer open) the outcome goes to the view's notice line instead.
 import { has, t } from "../i18n.js";
 import { $, el, getJSON, personName, personOf, publish, say, state } from "../core.js";
+import { MAX_RECIPIENTS, fieldAad, open as openSealed, seal } from "../seal.js";
 
 /** need id → the last outcome {ok, text}, kept across redraws. */
 const outcomes = new Map();
@@ -235,17 +236,44 @@ function doneForm(need, box, record) {
 
 // --- what each person can do, by the need's status and who they are to it ----------------
 
+// --- the need's private details, re-sealed to the helper on accepting ------------------
+
+/** The need's sealed `personal` details, opened on this device and sealed again to the
+ * accepted helper and the pod's coordinators (docs/protocol.md §14: `claim.accepted.personal`).
+ * Answers `{personal}` (null when the need has none), or `{personal: null, missing}` when they
+ * cannot be passed on from here: this device cannot open them, or the helper has no box key. */
+async function resealed(need, helper) {
+  const page = await getJSON(`/v1/events?ids=${encodeURIComponent(need.id)}`);
+  let body = null;
+  try {
+    body = JSON.parse(page?.events?.[0]?.envelope?.body ?? "null");
+  } catch {
+    body = null;
+  }
+  if (!body?.personal) return { personal: null };
+  const plain = openSealed(body.personal, state.keys.box, state.keys.boxKey, fieldAad("need.posted", "personal"));
+  if (plain === null) return { personal: null, missing: true };
+  const keys = await getJSON(`/v1/pods/${encodeURIComponent(state.info.pod)}/keys`);
+  const helperBox = keys?.members?.[personOf(helper)];
+  if (typeof helperBox !== "string") return { personal: null, missing: true };
+  const coordinators = Array.isArray(keys.coordinators) ? keys.coordinators.filter((k) => typeof k === "string") : [];
+  const recipients = [...new Set([helperBox, ...coordinators])].slice(0, MAX_RECIPIENTS);
+  return { personal: seal(plain, recipients, fieldAad("claim.accepted", "personal")) };
+}
+
 function acceptList(need, claims, box) {
   const pending = claims.filter((c) => c.status === "pending");
   if (!pending.length) return [];
   const accept = (claim) =>
     button(t("hours.accept"), { "data-action": "accept" }, () =>
       act(need, box, async () => {
-        // The need's sealed personal details are not re-sealed to the helper yet: the board
-        // has no sealing code in this slice (seal.js), so `personal` is left out.
-        const outcome = await publish("claim.accepted", { claim: claim.id, need: need.id });
+        const { personal, missing } = await resealed(need, claim.person);
+        const body = { claim: claim.id, need: need.id };
+        if (personal) body.personal = personal;
+        const outcome = await publish("claim.accepted", body);
         if (!outcome.changed) return refused(outcome);
-        return { ok: true, text: () => t("hours.accept.done", { who: personName(claim.person) }) };
+        const done = personal ? "hours.accept.done.private" : missing ? "hours.accept.done.no-private" : "hours.accept.done";
+        return { ok: true, text: () => t(done, { who: personName(claim.person) }) };
       }, { then: ["claimed"], away: true }),
     );
   const item = (claim) =>
