@@ -18,6 +18,7 @@ const notices = new Map();
 /** Needs whose hours someone has logged (from the Hours view's read of the ledger). */
 let logged = new Set();
 
+/** The Hours view says which needs have hours logged: those get no "Log the hours". */
 export function setLoggedNeeds(ids) {
   logged = new Set(ids);
 }
@@ -46,7 +47,7 @@ export function refusalWords(outcome) {
   return outcome?.text || t("reason.other", { message: reason });
 }
 
-/** The notice line of the view `line` is in (the needs view gets one next to its list). */
+/** The notice line of `view` (the Hours tab has one; the needs view gets one above its list). */
 function noticeFor(view) {
   if (view?.id === "view-hours") return $("hours-notice");
   let notice = $("need-actions-result");
@@ -71,8 +72,10 @@ function show(needId, outcome, view, away = false) {
   for (const line of drawn) say(line, outcome.ok, away ? "" : words(outcome));
   if (away || !drawn.length) {
     const notice = noticeFor(view);
-    if (notice) say(notice, outcome.ok, words(outcome));
-    notices.set(notice, outcome);
+    if (notice) {
+      say(notice, outcome.ok, words(outcome));
+      notices.set(notice, outcome);
+    }
   }
 }
 
@@ -323,7 +326,7 @@ function relation(need) {
 
 /** The controls for `need` on a list, or `null` when this member can do nothing with it. */
 export function actionsFor(need) {
-  for (const [notice, outcome] of notices) say(notice, outcome.ok, words(outcome));
+  for (const [notice, outcome] of notices) if (notice.isConnected) say(notice, outcome.ok, words(outcome));
   if (!need || typeof need !== "object" || typeof need.id !== "string") return null;
   if (!state.member || !state.keys || need.pod !== state.info?.pod) return null; // another pod's need: its pod acts on it
   const claims = (Array.isArray(need.claims) ? need.claims : []).filter(
