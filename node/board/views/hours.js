@@ -13,7 +13,7 @@ const HISTORY = 10;
 
 let bank = null; // GET /v1/timebank
 let entries = []; // hours.logged events: {id, giver, receiver, minutes, need, ts}
-let confirmed = new Set(); // entries someone confirmed (the node's pending list says which count)
+let confirmed = new Set(); // entries the other side confirmed (as the time bank counts them)
 let needs = new Map(); // need id → need (claimed and fulfilled ones, for titles and actions)
 
 function parse(event) {
@@ -29,7 +29,7 @@ function parse(event) {
 
 function readLedger(page) {
   const logged = [];
-  const seen = new Set();
+  const confirmations = []; // [entry id, the confirming person]
   for (const event of Array.isArray(page?.events) ? page.events : []) {
     const parsed = parse(event);
     if (!parsed || parsed.head.pod !== state.info.pod) continue;
@@ -37,13 +37,19 @@ function readLedger(page) {
     if (head.kind === "hours.logged" && typeof body.giver === "string" && typeof body.receiver === "string") {
       const minutes = Number(body.minutes);
       if (!Number.isInteger(minutes) || minutes <= 0) continue;
-      logged.push({ id, giver: body.giver, receiver: body.receiver, minutes, need: typeof body.need === "string" ? body.need : null, ts: Number(head.ts) });
+      const need = typeof body.need === "string" ? body.need : null;
+      logged.push({ id, giver: body.giver, receiver: body.receiver, minutes, need, ts: Number(head.ts), by: personOf(head.author) });
     } else if (head.kind === "hours.confirmed" && typeof body.entry === "string") {
-      seen.add(body.entry);
+      confirmations.push([body.entry, personOf(head.author)]);
     }
   }
+  // An entry counts once the side that did not log it confirms it (node/projections/timebank.py).
+  const byId = new Map(logged.map((e) => [e.id, e]));
+  const other = (e) => (personOf(e.giver) === e.by ? personOf(e.receiver) : personOf(e.giver));
   entries = logged;
-  confirmed = seen;
+  confirmed = new Set(
+    confirmations.filter(([id, who]) => byId.has(id) && who === other(byId.get(id))).map(([id]) => id),
+  );
   setLoggedNeeds(logged.map((e) => e.need).filter(Boolean));
 }
 
