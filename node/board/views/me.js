@@ -155,6 +155,12 @@ async function saveProfile(event) {
 
 function renderPeople() {
   const people = state.people.filter((p) => p.status === "active" || p.status === undefined);
+  // You first, then everyone with a name (by name), then those with none yet.
+  const order = (p) => [state.me && p.key === state.me.key ? 0 : state.names.has(p.key) ? 1 : 2, state.names.get(p.key) ?? ""];
+  people.sort((a, b) => {
+    const [x, y] = [order(a), order(b)];
+    return x[0] - y[0] || x[1].localeCompare(y[1], lang());
+  });
   $("me-people-list").replaceChildren(
     ...people.map((person) => {
       const profile = state.profiles.get(person.key) ?? {};
