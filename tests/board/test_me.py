@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from node.cli.sealed import open_field
+from node.datadir import read_key_file
 from protocol.tokens import make_token
 from tests.board.helpers import WAIT_MS, Member, axe_violations, join
 from tests.integration.conftest import Pod, member
@@ -56,6 +58,8 @@ def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     join(pod, ana)
     join(pod, bea)
     cy = member(pod, tmp_path, "cy")  # reads the node's models from Python
+    member(pod, tmp_path, "cora", role="coordinator")
+    cora = read_key_file(tmp_path / "cora.key")
 
     # --- a profile, and another member seeing the name -----------------------------------
     ana.page.goto(pod.url + "/#me")
@@ -106,9 +110,18 @@ def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     assert ana.page.input_value("#me-about") == "I cook on Sundays."
     assert profiles(pod, cy) == [wanted]
     ana.page.fill("#me-languages", "Spanish, English, Brazilian Portuguese")
+    ana.page.fill("#me-contact", "Phone 555 0101, evenings")
     ana.page.click("#me-profile-save")
     status(ana, "me-profile-result", "Saved.")
-    assert profiles(pod, cy)[-1] == {**wanted, "about": "I cook on Sundays."}
+    saved = profiles(pod, cy)[-1]
+    contact = saved.pop("contact")
+    assert saved == {**wanted, "about": "I cook on Sundays."}
+    # The contact is sealed in the browser to the coordinators and Ana, and opens for them only.
+    ana_box = ana.keys()[1]
+    assert {r["key"] for r in contact["to"]} == {ana_box, cora.box_public}
+    assert "555" not in json.dumps(contact)
+    opened = open_field(cora, contact, "profile.set", "contact")
+    assert opened == {"text": "Phone 555 0101, evenings"}
 
     # --- a new phone: its device code, linked from the first device ------------------------
     phone = Member(browser, pod, "ana-phone", locale="en-GB", **PHONE)
@@ -152,6 +165,9 @@ def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> No
 
     # Removing the device in use asks for a clear yes first; "no" changes nothing.
     phone.page.goto(pod.url + "/#me")
+    phone.page.wait_for_selector("#me-contact-closed", state="visible", timeout=WAIT_MS)
+    assert phone.page.input_value("#me-name") == "Ana"
+    assert phone.page.input_value("#me-contact") == ""
     item = phone.page.locator(f"#me-device-list li[data-key='{phone_key}']")
     item.get_by_text("my new phone").wait_for(timeout=WAIT_MS)
     assert "this device" in item.inner_text()
@@ -169,6 +185,7 @@ def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     ana.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
     row = ana.page.locator(f"#me-device-list li[data-key='{phone_key}']")
     row.get_by_text("my new phone").wait_for(timeout=WAIT_MS)
+    assert ana.page.input_value("#me-contact") == "Phone 555 0101, evenings"  # opened here
     first = ana.page.locator(f"#me-device-list li[data-key='{ana_key}']")
     assert "this device" in first.inner_text()
     assert first.get_by_role("button").count() == 0  # the joined-with key: a coordinator's

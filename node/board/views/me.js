@@ -5,7 +5,8 @@
 // "device code"; a device already in the pod signs `member.key_added {member, key}` for it.
 // Someone not in the pod yet sees only the device code (this view is `outsider`).
 import { lang, t } from "../i18n.js";
-import { $, api, el, onEvents, publish, say, state } from "../core.js";
+import { $, api, el, getJSON, onEvents, publish, say, state } from "../core.js";
+import { fieldAad, open as openSealed, seal } from "../seal.js";
 
 const SCOPES = ["pod", "peers", "public"];
 const KEY = /[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]/g;
@@ -18,7 +19,8 @@ const COMMON = [
   "ta", "zh", "ja", "ko", "vi", "tl", "ru", "uk", "pl", "ro", "tr", "el", "he", "sw", "am", "so",
   "ti", "ht", "qu", "gn", "ase", "bfi", "ssp",
 ];
-const LIMITS = { name: 80, pronouns: 40, about: 500 };
+const LIMITS = { name: 80, pronouns: 40, about: 500, contact: 500 };
+const CONTACT_AAD = fieldAad("profile.set", "contact");
 
 /** Public notes of device links seen on the stream: device key → its `reason` (a label). */
 const notes = new Map();
@@ -28,6 +30,9 @@ let confirming = null;
 let dirty = false;
 /** The profile the form was last filled from. */
 let filled = null;
+/** Your sealed contact as this device finds it: "none", "open" (shown) or "closed" (sealed to
+ * another device's box key: kept as it is unless you type a new one). */
+let contactState = "none";
 
 // --- reading what others wrote (never trusted) -----------------------------------------
 
@@ -97,6 +102,20 @@ function fillFrom(profile) {
   $("me-pronouns").value = text(profile.pronouns, LIMITS.pronouns);
   $("me-languages").value = languagesOf(profile).map(languageName).join(", ");
   $("me-about").value = text(profile.about, LIMITS.about);
+  contactState = "none";
+  let contact = "";
+  if (profile.contact) {
+    const opened = openSealed(profile.contact, state.keys.box, state.keys.boxKey, CONTACT_AAD);
+    try {
+      const value = opened === null ? null : JSON.parse(opened);
+      contact = typeof value?.text === "string" ? value.text : typeof value === "string" ? value : "";
+      contactState = opened === null ? "closed" : "open";
+    } catch {
+      contactState = "closed";
+    }
+  }
+  $("me-contact").value = contact.slice(0, LIMITS.contact);
+  $("me-contact-closed").hidden = contactState !== "closed";
 }
 
 function refuse(line, field, words) {
@@ -108,11 +127,12 @@ function refuse(line, field, words) {
 async function saveProfile(event) {
   event.preventDefault();
   const line = $("me-profile-result");
-  for (const id of ["me-name", "me-pronouns", "me-languages", "me-about"]) $(id).removeAttribute("aria-invalid");
+  for (const id of ["me-name", "me-pronouns", "me-languages", "me-about", "me-contact"]) $(id).removeAttribute("aria-invalid");
   const name = $("me-name").value.trim();
   const pronouns = $("me-pronouns").value.trim();
   const about = $("me-about").value.trim();
-  for (const [field, value] of [["name", name], ["pronouns", pronouns], ["about", about]]) {
+  const contact = $("me-contact").value.trim();
+  for (const [field, value] of [["name", name], ["pronouns", pronouns], ["about", about], ["contact", contact]]) {
     if (value.length > LIMITS[field]) {
       refuse(line, `me-${field}`, t(`me.profile.${field}-long`, { max: LIMITS[field], count: value.length }));
       return;
@@ -132,6 +152,16 @@ async function saveProfile(event) {
   if (pronouns) body.pronouns = pronouns;
   if (parsed.tags.length) body.languages = parsed.tags;
   if (about) body.about = about;
+  if (contact) {
+    const sealed = await sealContact(contact);
+    if (!sealed) {
+      refuse(line, "me-contact", t("me.profile.contact-unsealed"));
+      return;
+    }
+    body.contact = sealed;
+  } else if (contactState !== "closed") {
+    delete body.contact; // emptied here: no contact any more (one this device cannot open stays)
+  }
   const button = $("me-profile-save");
   button.disabled = true;
   say(line, true, t("me.sending"));
@@ -148,6 +178,19 @@ async function saveProfile(event) {
     say(line, true, t("me.profile.saved", { name: shown }));
   } finally {
     button.disabled = false;
+  }
+}
+
+/** Your contact, sealed in this browser to the pod's coordinators and you (your person's box
+ * key, the one the roster holds): `{text}` as JSON, aad `profile.set/contact`. */
+async function sealContact(contact) {
+  const keys = await getJSON(`/v1/pods/${state.info.pod}/keys`);
+  const coordinators = Array.isArray(keys?.coordinators) ? keys.coordinators.filter((k) => typeof k === "string") : [];
+  const recipients = [...new Set([state.me.box_key, ...coordinators].filter(Boolean))].slice(0, 32);
+  try {
+    return seal(JSON.stringify({ text: contact }), recipients, CONTACT_AAD);
+  } catch {
+    return null;
   }
 }
 
