@@ -123,6 +123,19 @@ def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     opened = open_field(cora, contact, "profile.set", "contact")
     assert opened == {"text": "Phone 555 0101, evenings"}
 
+    # In Spanish, the form names the same languages in Spanish (and reads them back).
+    ana.page.select_option("#lang", "es")
+    ana.page.wait_for_function(
+        "() => document.getElementById('me-languages').value === "
+        "'español, inglés, portugués de Brasil'",
+        timeout=WAIT_MS,
+    )
+    ana.shot("me-phone-spanish")
+    ana.page.click("#me-profile-save")
+    status(ana, "me-profile-result", "Guardado. El grupo ahora te ve como Ana (she/her).")
+    assert profiles(pod, cy)[-1]["languages"] == ["es", "en", "pt-BR"]
+    ana.page.select_option("#lang", "en")
+
     # --- a new phone: its device code, linked from the first device ------------------------
     phone = Member(browser, pod, "ana-phone", locale="en-GB", **PHONE)
     assert phone.page.is_visible("#join")  # someone new still opens on joining

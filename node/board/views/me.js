@@ -4,7 +4,7 @@
 // One key per device, never copied: a second device makes its own key and shows it as a
 // "device code"; a device already in the pod signs `member.key_added {member, key}` for it.
 // Someone not in the pod yet sees only the device code (this view is `outsider`).
-import { lang, t } from "../i18n.js";
+import { LANGS, lang, t } from "../i18n.js";
 import { $, api, el, getJSON, onEvents, publish, say, state } from "../core.js";
 import { fieldAad, open as openSealed, seal } from "../seal.js";
 
@@ -30,6 +30,8 @@ let confirming = null;
 let dirty = false;
 /** The profile the form was last filled from. */
 let filled = null;
+/** The language the form was filled in (languages are shown by name: refilled on a switch). */
+let filledLang = null;
 /** Your sealed contact as this device finds it: "none", "open" (shown) or "closed" (sealed to
  * another device's box key: kept as it is unless you type a new one). */
 let contactState = "none";
@@ -60,10 +62,12 @@ function parseLanguages(typed, known) {
   for (const tag of [...COMMON, ...known]) {
     byName.set(fold(languageName(tag)), tag);
     byName.set(fold(tag), tag);
-    try {
-      byName.set(fold(new Intl.DisplayNames(["en"], { type: "language" }).of(tag) ?? tag), tag);
-    } catch {
-      // a tag this browser cannot name is still found by its tag
+    for (const other of LANGS) {
+      try {
+        byName.set(fold(new Intl.DisplayNames([other], { type: "language" }).of(tag) ?? tag), tag);
+      } catch {
+        // a tag this browser cannot name is still found by its tag
+      }
     }
   }
   const tags = [];
@@ -87,13 +91,17 @@ function parseLanguages(typed, known) {
 
 // --- your profile --------------------------------------------------------------------------
 
-const myProfile = () => (state.me ? state.profiles.get(state.me.key) ?? {} : {});
+function myProfile() {
+  const profile = state.me ? state.profiles.get(state.me.key) : null;
+  return profile && typeof profile === "object" && !Array.isArray(profile) ? profile : {};
+}
 
 /** Fill the form from the latest profile, unless it holds typing not saved yet. */
 function fillProfile() {
   const latest = myProfile();
-  if (dirty || latest === filled) return;
+  if (dirty || (latest === filled && lang() === filledLang)) return;
   filled = latest;
+  filledLang = lang();
   fillFrom(latest);
 }
 
@@ -146,7 +154,7 @@ async function saveProfile(event) {
   }
   // A profile replaces the one before: keep what this form does not edit (a sealed contact,
   // fields of a newer board), and leave out what is now empty.
-  const body = { ...(old && typeof old === "object" ? old : {}) };
+  const body = { ...old };
   for (const field of ["name", "pronouns", "languages", "about"]) delete body[field];
   if (name) body.name = name;
   if (pronouns) body.pronouns = pronouns;
