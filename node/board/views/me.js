@@ -386,8 +386,15 @@ async function copyCode() {
 
 // --- the view ----------------------------------------------------------------------------
 
+let renderedLang = null;
+
 function render() {
   if (!state.keys) return;
+  if (renderedLang !== lang()) {
+    // an outcome said in the language before the switch would be left half translated
+    for (const id of ["me-profile-result", "me-devices-result", "me-link-result", "me-copy-result"]) say($(id), true, "");
+    renderedLang = lang();
+  }
   const member = Boolean(state.member && state.me);
   $("me-link").hidden = member;
   $("me-member").hidden = !member;
