@@ -183,6 +183,12 @@ class Poster:
 
 def member(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> SigningKey:
     """A new member key, added to the running pod with the real CLI."""
+    return read_key_file(member_key_file(pod, tmp_path, name, role)).signing_key()
+
+
+def member_key_file(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> Path:
+    """A new member's key file (``tmp_path / "<name>.key"``), added to the running pod with the
+    real CLI."""
     key_path = tmp_path / f"{name}.key"
     kith("key", "new", "--out", str(key_path))
     kith(
@@ -197,7 +203,7 @@ def member(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> Signing
         "--url",
         pod.url,
     )
-    return read_key_file(key_path).signing_key()
+    return key_path
 
 
 class StalledClient:
