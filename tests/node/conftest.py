@@ -258,14 +258,20 @@ class LiveNode:
 
     async def results(self, *envs: Envelope) -> list[dict[str, Any]]:
         """``POST /v1/events`` of ``envs``; the results, every one accepted."""
-        from protocol.envelope import encode_envelope
-
-        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
-        response = await self.client.post("/v1/events", content=body)
-        assert response.status_code == 200, response.text
-        results: list[dict[str, Any]] = response.json()["results"]
+        results = await post_events(self.client, *envs)
         assert all(r["ok"] for r in results), results
         return results
+
+
+async def post_events(client: Any, *envs: Envelope) -> list[dict[str, Any]]:
+    """``POST /v1/events`` of ``envs`` through a test ``client``; the results, whatever they say."""
+    from protocol.envelope import encode_envelope
+
+    body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
+    response = await client.post("/v1/events", content=body)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
 
 
 async def live_node(datadir: Any, name: str) -> AsyncIterator[tuple[Any, Any, PodBuilder]]:
