@@ -146,5 +146,27 @@ def test_the_browser_loads_the_board_compressed_and_a_reload_revalidates(
     # may come from Chromium's memory cache as a 200).
     files = {u: s for u, s in statuses.items() if u.endswith((".js", ".css"))}
     assert len(files) >= 20 and set(files.values()) == {304}, statuses
+
+    # The views' refresh (core.js debounce): one run for a burst, never two at once, and one
+    # more run for calls made while it ran.
+    runs = who.page.evaluate(
+        """async () => {
+        const { debounce } = await import("/board/core.js");
+        const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+        const seen = { runs: 0, running: 0, most: 0 };
+        const refresh = debounce(async () => {
+          seen.runs += 1; seen.running += 1; seen.most = Math.max(seen.most, seen.running);
+          await sleep(60);
+          seen.running -= 1;
+        });
+        for (let i = 0; i < 5; i += 1) refresh();
+        await sleep(30);  // after the debounce's timer: the first run is under way
+        refresh(); refresh();
+        while (seen.runs < 2 || seen.running) await sleep(10);
+        await sleep(100);  // nothing else was asked: no third run
+        return seen;
+      }"""
+    )
+    assert runs == {"runs": 2, "running": 0, "most": 1}
     assert who.errors == []
     who.context.close()
