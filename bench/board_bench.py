@@ -7,6 +7,8 @@ Playwright, as in ``tests/board``), on loopback; every baseline is measured in t
   wire, JavaScript decoded, and time to interactive — the page's ``body[data-ready-ms]``: keys
   made, the pod read, the page drawn. Beside it, the same load with ``Accept-Encoding:
   identity``: the board as it was served before compression (same files, same requests).
+  The same again on an emulated slow link (``SLOW``: Chromium throttles the bytes on the wire),
+  where the bytes saved show in the time.
 - **Reload, warm** (``WARM`` reloads of one context, median): every file revalidated; what
   comes back is ``304``s.
 - **A post to the other screen** (``POSTS`` posts): member A types a title and clicks "Post my
@@ -40,6 +42,13 @@ from tests.board.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import Poster
 
 COLD = 5
+#: A phone on a busy home Wi-Fi or a weak LAN link, as Chromium emulates it (bytes on the wire).
+SLOW = {
+    "offline": False,
+    "latency": 40,
+    "downloadThroughput": 4_000_000 / 8,
+    "uploadThroughput": 2_000_000 / 8,
+}
 WARM = 5
 POSTS = 50
 WAIT_MS = 20_000
@@ -133,13 +142,17 @@ class Browser:
         self.pw = sync_playwright().start()
         self.chromium = self.pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
-    def page(self, url: str, **context: Any) -> Any:
+    def page(self, url: str, slow: bool = False, **context: Any) -> Any:
         ctx = self.chromium.new_context(**context)
         page = ctx.new_page()
+        if slow:
+            cdp = ctx.new_cdp_session(page)
+            cdp.send("Network.enable")
+            cdp.send("Network.emulateNetworkConditions", SLOW)
         page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
         page.add_init_script(PROBE)
-        page.goto(url + "/")
+        page.goto(url + "/", wait_until="commit", timeout=60_000)
         page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
         return page
 
@@ -148,15 +161,18 @@ class Browser:
         self.pw.stop()
 
 
-def cold_loads(b: Browser, url: str) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-    """``COLD`` cold loads with gzip and as many without, taken in turns (after one untimed
-    load, which has the node read and compress its files)."""
+def cold_loads(
+    b: Browser, url: str, slow: bool = False
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """``COLD`` cold loads with gzip and as many without, taken in turns, each first every
+    other time (after one untimed load, which has the node read and compress its files)."""
     plain = {"extra_http_headers": {"accept-encoding": "identity"}}
     b.page(url).context.close()
     rows: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
-    for _ in range(COLD):
-        for into, extra in zip(rows, ({}, plain), strict=True):
-            page = b.page(url, **extra)
+    for i in range(COLD):
+        turns = list(zip(rows, ({}, plain), strict=True))
+        for into, extra in turns[:: 1 if i % 2 == 0 else -1]:
+            page = b.page(url, slow=slow, **extra)
             into.append(page.evaluate(LOAD))
             page.context.close()
     return rows
@@ -296,6 +312,7 @@ def main() -> None:
     b = Browser()
     try:
         gz, ident = cold_loads(b, server.url)
+        slow_gz, slow_ident = cold_loads(b, server.url, slow=True)
         warm = warm_reloads(b, server.url)
         base = python_posts(server)  # first: the board's posts then read 50 more needs
         total, stages = browser_posts(server, b)
@@ -310,6 +327,14 @@ def main() -> None:
             f"  {key:<20} {g:>9.0f}{unit:<3} {i:>9.0f}{unit:<3} {_ratio(g, i):>7}"
             f"   | {w:>9.0f}{unit:<3} {_ratio(w, g):>7}"
         )
+
+    print(
+        f"  {'ready_ms, slow link':<20} {_median(slow_gz, 'ready_ms'):>9.0f} ms "
+        f"{_median(slow_ident, 'ready_ms'):>9.0f} ms "
+        f"{_ratio(_median(slow_gz, 'ready_ms'), _median(slow_ident, 'ready_ms')):>7}"
+        f"   | (Chromium's emulation: {SLOW['downloadThroughput'] * 8 / 1e6:.0f} Mbit/s down,"
+        f" {SLOW['latency']} ms latency)"
+    )
 
     print(f"\npost -> other screen ({POSTS})   p50       p90       max     | ratio p50  p90")
     rows = (("board (A click -> B list)", total), ("Python post -> raw stream", base))
