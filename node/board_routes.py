@@ -25,6 +25,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 from litestar.types import ControllerRouterHandler
 
@@ -181,7 +182,7 @@ async def board_page(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/board/{path:path}", include_in_schema=False, name="board")
-async def board_files(request: Request[Any, Any, Any], path: str) -> Response[bytes]:
+async def board_files(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[bytes]:
     """The board's modules, styles, catalogues and vendored libraries, from ``node/board/``."""
     asset = board_asset(path)
     if asset is None:

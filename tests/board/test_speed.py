@@ -61,6 +61,10 @@ def test_a_board_file_is_sent_compressed_and_decodes_to_the_file_in_git(
         assert again.headers["etag"] == etag
         since = headers["last-modified"]
         assert http.get(url_of(rel), headers={"if-modified-since": since}).status_code == 304
+        odd = {"if-modified-since": "last tuesday"}  # not a date: the file
+        assert http.get(url_of(rel), headers=odd).status_code == 200
+        old = {"if-modified-since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+        assert http.get(url_of(rel), headers=old).status_code == 200
 
         # A client that takes no gzip gets the file itself, under the identity form's tag.
         plain = http.get(url_of(rel), headers={"accept-encoding": "identity"})
