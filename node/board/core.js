@@ -218,18 +218,35 @@ export function dispatch(head, body) {
   }
 }
 
-/** A function that runs `fn` once, 50 ms after the last of a burst of calls. */
-export function debounce(fn, ms = 50) {
+/** A function that runs `fn` once, `ms` after the first of a burst of calls. Calls while `fn`
+ * runs make it run once more when it is done, never twice at once: an older read can never land
+ * after a newer one. 10 ms (was 50): a burst of frames still makes one read, and a post shows on
+ * the other screen ~40 ms sooner (bench/board_bench.py). */
+export function debounce(fn, ms = 10) {
   let timer = null;
-  return () => {
+  let running = false;
+  let again = false;
+  const schedule = () => {
+    if (running) {
+      again = true;
+      return;
+    }
     if (timer) return;
     timer = setTimeout(async () => {
       timer = null;
+      running = true;
       try {
         await fn();
       } catch {
         // the stream's reconnect reads again
+      } finally {
+        running = false;
+      }
+      if (again) {
+        again = false;
+        schedule();
       }
     }, ms);
   };
+  return schedule;
 }
