@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from protocol.crypto import SigningKey
+from protocol.envelope import encode_envelope, event_id, sign_event
 from protocol.tokens import make_token
 from tests.board.helpers import WAIT_MS, Member, axe_violations, join, need_titles
 from tests.integration.conftest import Pod, Poster, kith, member
@@ -48,6 +50,28 @@ def read_as(who: Member, path: str) -> Any:
     return who.page.evaluate(
         "async (path) => (await (await import('/board/core.js')).api(path)).json()", path
     )
+
+
+def neighbour_need(pod: Pod, title: str) -> None:
+    """A neighbouring pod's public need reaching this node: its public roster, then the need."""
+    root, helper = SigningKey.generate(), SigningKey.generate()
+    other, now = root.public_b64, int(time.time() * 1000)
+    created = sign_event(
+        root, pod=other, scope="public", seq=1, prev=None, ts=now, kind="pod.created",
+        body={"name": "Birch Lane"},
+    )  # fmt: skip
+    added = sign_event(
+        root, pod=other, scope="public", seq=2, prev=event_id(created.head), ts=now,
+        kind="member.added",
+        body={"key": helper.public_b64, "role": "member", "box_key": root.public_b64},
+    )  # fmt: skip
+    need = sign_event(
+        helper, pod=other, scope="public", seq=1, prev=None, ts=now, kind="need.posted",
+        body={"title": title, "category": "goods", "urgency": "low", "area": "Birch Lane"},
+    )  # fmt: skip
+    body = b'{"events":[' + b",".join(encode_envelope(e) for e in (created, added, need)) + b"]}"
+    results = httpx.post(pod.url + "/v1/events", content=body).json()["results"]
+    assert all(r["ok"] for r in results), results
 
 
 def local(day: datetime, hour: int) -> str:
@@ -145,11 +169,15 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     cy_key = member(pod, tmp_path, "cy")
     cy = Poster(pod.url, cy_key, pod.data.config().pod)
     cy.need("Walk the dog this evening", category="pets", urgency="normal")
+    neighbour_need(pod, "Lend a ladder")
     bea.page.get_by_text("Walk the dog this evening").wait_for(timeout=WAIT_MS)
-    assert sorted(need_titles(bea)) == [
-        "Help carrying a sofa upstairs",
-        "Walk the dog this evening",
-    ]
+    bea.page.get_by_text("Lend a ladder").wait_for(timeout=WAIT_MS)
+    every = ["Help carrying a sofa upstairs", "Lend a ladder", "Walk the dog this evening"]
+    assert sorted(need_titles(bea)) == every
+    ladder = bea.page.locator("#needs-list li", has_text="Lend a ladder").inner_text()
+    assert "From a neighbouring pod" in ladder
+    sofa = bea.page.locator("#needs-list li", has_text="Help carrying a sofa").inner_text()
+    assert "From a neighbouring pod" not in sofa
 
     def shown(**choice: str) -> list[str]:
         for name, value in choice.items():
@@ -157,11 +185,13 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
         return need_titles(bea)
 
     assert shown(category="pets") == ["Walk the dog this evening"]
-    assert bea.page.text_content("#needs-count") == "Showing 1 of 2 open needs."
+    assert bea.page.text_content("#needs-count") == "Showing 1 of 3 open needs."
     assert shown(category="", urgency="high") == ["Help carrying a sofa upstairs"]
     assert shown(urgency="", area="Old Town") == ["Help carrying a sofa upstairs"]
-    assert shown(area="", pod="neighbours") == []
+    assert shown(area="", pod="neighbours") == ["Lend a ladder"]
+    assert shown(urgency="urgent") == []
     assert "No open need matches" in (bea.page.text_content("#needs-empty") or "")
+    assert shown(urgency="") == ["Lend a ladder"]
     assert shown(pod="home", category="pets") == ["Walk the dog this evening"]
     bea.page.reload()  # the choice is kept on this device
     bea.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
@@ -170,7 +200,7 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     assert need_titles(bea) == ["Walk the dog this evening"]
     bea.shot("needs-4-filtered-desktop")
     bea.page.click("#needs-f-clear")
-    assert len(need_titles(bea)) == 2
+    assert sorted(need_titles(bea)) == every
 
     for who in (ana, bea, cora):
         assert axe_violations(who) == [], who.name
@@ -204,9 +234,14 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     assert [(o["title"], o["capacity"], len(o["windows"])) for o in offers] == [
         ("Lifts to the clinic", 3, 1)
     ]
+    cora.page.click("#tabs a[href='#offers']")
+    cora.page.get_by_text("Bea puede llevar a gente en coche: Mañana, 18:00–20:00").wait_for(
+        timeout=WAIT_MS
+    )
+    cora.shot("offers-3-spanish")
     ana.shot("offers-1-phone")
     bea.shot("offers-2-desktop")
-    for who in (ana, bea):
+    for who in (ana, bea, cora):
         assert axe_violations(who) == [], who.name
 
     # Bea withdraws it; it leaves Ana's board live.
