@@ -17,8 +17,10 @@ from typing import Any
 
 import httpx
 
+from protocol.codec import b64e
 from protocol.crypto import SigningKey
 from protocol.envelope import encode_envelope, event_id, sign_event
+from protocol.sealed import box_keypair_from_seed
 from protocol.tokens import make_token
 from tests.board.helpers import WAIT_MS, Member, axe_violations, join, need_titles
 from tests.integration.conftest import Pod, Poster, kith, member
@@ -146,6 +148,20 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
         "events": [],
         "next": None,
     }
+
+    # Sealed to someone outside the pod: the node refuses it, and the board says so in words.
+    outsider = b64e(box_keypair_from_seed(bytes([9]) * 32)[1])
+    refused = ana.page.evaluate(
+        """async (key) => {
+          const core = await import('/board/core.js');
+          const { seal } = await import('/board/seal.js');
+          const personal = seal('{"phone":"1"}', [key], 'need.posted/personal');
+          const body = {title: 'x', category: 'food', urgency: 'low', personal};
+          return core.publish('need.posted', body);
+        }""",
+        outsider,
+    )
+    assert not refused["ok"] and "Nothing was posted" in refused["text"], refused
 
     # Ana and Cora see the details opened; Bea sees the need, never the details.
     for who, when_words, estimate in (

@@ -7,7 +7,7 @@
 import { lang, t } from "../i18n.js";
 import {
   $, CATEGORIES, URGENCIES, capitalise, categoryWords, debounce, el, fillSelect, getJSON,
-  isCoordinator, personName, publish, say, state, when,
+  isCoordinator, loadPeople, personName, publish, say, state, when,
 } from "../core.js";
 import { fieldAad, open, seal } from "../seal.js";
 import { actionsFor } from "./need-actions.js";
@@ -326,6 +326,9 @@ async function post(event) {
       }
     } else {
       say(result, false, outcome.text);
+      // Sealed to someone who just left or stopped coordinating: read the roster again, so
+      // that posting once more seals to the people the pod has now.
+      if (body.personal) await loadPeople().then(renderWho, () => {});
     }
   } finally {
     button.disabled = false;
