@@ -165,8 +165,8 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
 
     # Ana and Cora see the details opened; Bea sees the need, never the details.
     for who, when_words, estimate in (
-        (ana, "Tomorrow, 10:00–12:00", "about 1 h"),
-        (cora, "Mañana, 10:00–12:00", "aprox. 1 h"),
+        (ana, "Tomorrow, 10:00–12:00", "about 1\u00a0h"),
+        (cora, "Mañana, 10:00–12:00", "aprox. 1\u00a0h"),
     ):
         card = who.page.locator(f"#needs-list li[data-id='{need['id']}']")
         card.get_by_text(ADDRESS).wait_for(timeout=WAIT_MS)
