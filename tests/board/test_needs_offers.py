@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from node.datadir import read_key_file
 from protocol.codec import b64e
 from protocol.crypto import SigningKey
 from protocol.envelope import encode_envelope, event_id, sign_event
@@ -101,11 +102,16 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     join(pod, bea)
     set_name(cora, "Cora")
     set_name(bea, "Bea")
+    # A second coordinator, Dee, who uses the command line (her key file is on disk).
+    dee_key = member(pod, tmp_path, "dee", role="coordinator")
+    dee = Poster(pod.url, dee_key, pod.data.config().pod)
+    dee.post([dee.sign("profile.set", {"name": "Dee"})])
+    dee_box = read_key_file(tmp_path / "dee.key").box_public
 
     # The form says plainly who will be able to read the private details.
-    ana.page.get_by_text("Only you and the pod's coordinators (Cora) will be able").wait_for(
-        timeout=WAIT_MS
-    )
+    ana.page.get_by_text(
+        "Only you and the pod's coordinators (Cora and Dee) will be able"
+    ).wait_for(timeout=WAIT_MS)
 
     tomorrow = datetime.now() + timedelta(days=1)
     ana.page.fill("#title", "Help carrying a sofa upstairs")
@@ -142,7 +148,10 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     raw = read_as(ana, f"/v1/events/{need['id']}")
     body = json.loads(raw["envelope"]["body"])
     assert body["personal"]["alg"] == "x25519-hkdf-sha256-chacha20poly1305"
-    assert sorted(r["key"] for r in body["personal"]["to"]) == sorted([cora_box, ana_box])
+    assert sorted(r["key"] for r in body["personal"]["to"]) == sorted([cora_box, dee_box, ana_box])
+    # What the browser sealed, Python opens: Dee reads it with `kith details`.
+    details = kith("details", need["id"], "--key", str(tmp_path / "dee.key"), "--url", pod.url)
+    assert ADDRESS in details.stdout and PHONE_NO in details.stdout, details.stdout
     assert ADDRESS not in raw["envelope"]["body"] and PHONE_NO not in raw["envelope"]["body"]
     assert httpx.get(pod.url + "/v1/events", params={"kinds": "need.posted"}).json() == {
         "events": [],
