@@ -109,9 +109,8 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     dee_box = read_key_file(tmp_path / "dee.key").box_public
 
     # The form says plainly who will be able to read the private details.
-    ana.page.get_by_text(
-        "Only you and the pod's coordinators (Cora and Dee) will be able"
-    ).wait_for(timeout=WAIT_MS)
+    who_reads = "Only you and the pod's coordinators (Cora and Dee) will be able to read these."
+    ana.page.get_by_text(who_reads).wait_for(timeout=WAIT_MS)
 
     tomorrow = datetime.now() + timedelta(days=1)
     ana.page.fill("#title", "Help carrying a sofa upstairs")

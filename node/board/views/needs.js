@@ -96,7 +96,8 @@ function recipients() {
 function coordinatorNames() {
   return state.people
     .filter((p) => p.role === "coordinator" && p.status === "active" && p.key !== state.me?.key)
-    .map((p) => personName(p.key));
+    .map((p) => personName(p.key))
+    .sort((a, b) => a.localeCompare(b, lang()));
 }
 
 function renderWho() {
