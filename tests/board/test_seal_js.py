@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -55,7 +56,7 @@ process.stdout.write(JSON.stringify(out));
 """
 
 
-def run_js(tmp_path: Path, cases: dict[str, object]) -> dict[str, list[object]]:
+def run_js(tmp_path: Path, cases: dict[str, object]) -> dict[str, Any]:
     """Run seal.js under Node with the vendored noble copies as its packages."""
     modules = tmp_path / "node_modules" / "@noble"
     modules.mkdir(parents=True)
