@@ -241,8 +241,9 @@ async def redeem(
 ) -> Redeemed | Response[Problem]:
     """Redeem ``code`` for ``key`` (with ``Authorization: Kith <token>`` signed by ``key``).
 
-    ``approve: auto`` invites add the key at once; others wait for a coordinator. Repeating a
-    redemption that waits, from the same key, answers ``pending`` again.
+    ``approve: auto`` invites add the key at once; others wait for a coordinator. The same key
+    asking again answers as it stands: ``pending`` while it waits, ``added`` once it joined by
+    this invite (a waiting page asks now and then).
     """
     node = node_of(request)
     desk = _desk(node)
@@ -265,6 +266,8 @@ async def redeem(
         mine = next((r for r in requests if r.invite == row.id and r.key == data.key), None)
         if mine is not None:
             return Redeemed(status="pending", message=_WAIT, invite=row.id)
+        if row.status == "used" and row.member == data.key:  # asked again after joining
+            return Redeemed(status="added", message=_WELCOME, invite=row.id)
         if row.status != "open":
             status, message = _REFUSED[row.status]
             reason = "used" if row.status == "pending" else row.status
@@ -279,7 +282,7 @@ async def redeem(
             )
             if not result.ok:  # pragma: no cover - the node key may always add a member
                 return problem(500, result.reason or "invite:failed", result.message or "")
-            return Redeemed(status="added", message="welcome: you are a member now", invite=row.id)
+            return Redeemed(status="added", message=_WELCOME, invite=row.id)
         join = invites.JoinRequest(
             invite=row.id,
             key=data.key,
@@ -291,6 +294,7 @@ async def redeem(
         return Redeemed(status="pending", message=_WAIT, invite=row.id)
 
 
+_WELCOME = "welcome: you are a member now"
 _WAIT = "a coordinator will approve you; this page shows the pod once they do"
 
 

@@ -98,8 +98,8 @@ async def test_an_auto_invite_adds_the_newcomer_once(api: Api) -> None:
     again = await api.redeem(code, newcomer("other"))
     assert again.status_code == 409
     assert again.json()["reason"] == "invite:used"
-    # The same device again: it is a member now.
-    assert (await api.redeem(code, nia)).json()["reason"] == "invite:used"
+    # The same device again: it joined by this invite.
+    assert (await api.redeem(code, nia)).json()["status"] == "added"
 
 
 async def test_a_coordinator_approves_a_waiting_request(api: Api, datadir: DataDir) -> None:
@@ -125,6 +125,7 @@ async def test_a_coordinator_approves_a_waiting_request(api: Api, datadir: DataD
     body = {"key": bo.public_b64, "role": "member", "box_key": request["box_key"], "invite": invite}
     await api.results(api.pod.sign(api.pod.key("eve"), "member.added", body, scope="public"))
     assert bo.public_b64 in api.members()
+    assert (await api.redeem(code, bo)).json()["status"] == "added"
     listing = (await api.invites(api.pod.key("eve"))).json()
     assert listing["requests"] == []
     assert next(i for i in listing["invites"] if i["id"] == invite)["status"] == "used"
