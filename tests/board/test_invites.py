@@ -130,6 +130,17 @@ def test_invites(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     assert not late.page.is_visible("#post-form")
     assert axe_violations(late) == []
 
+    # The coordinator's screen on a phone, in Spanish.
+    cora.page.set_viewport_size({"width": 360, "height": 780})
+    cora.page.select_option("#lang", "es")
+    cora.page.wait_for_function(
+        "() => document.querySelector('#invite-make-heading').textContent === 'Invita a alguien'",
+        timeout=WAIT_MS,
+    )
+    assert cora.page.get_by_text("Retirada", exact=True).first.is_visible()
+    cora.shot("invites-6-coordinator-es-360")
+    assert axe_violations(cora) == []
+
     # What the node holds: two used invites (their members), one withdrawn, none waiting.
     eve = member(pod, tmp_path, "eve", role="coordinator")
     info = httpx.get(pod.url + "/.well-known/kith").json()

@@ -4,7 +4,7 @@
 // The code is made here, in this browser: the node gets only its hash (`invite.created`), and
 // the link carries the code in the fragment (`#join/<code>`), which never reaches a server log.
 import { t } from "../i18n.js";
-import { $, el, fillSelect, getJSON, nowMs, personName, publish, say, state, when } from "../core.js";
+import { $, el, fillSelect, getJSON, nowMs, personName, personOf, publish, say, state, when } from "../core.js";
 import { b64e, sha256B64 } from "../sign.js";
 
 const HOUR = 3_600_000;
@@ -120,7 +120,9 @@ function inviteItem(invite) {
   const parts = [
     el("h3", {}, el("span", { class: "badge" }, t(`invite.status.${status}`)), " ",
       t(invite.approve === "auto" ? "invite.item.auto" : "invite.item.coordinator")),
-    el("p", { class: "meta" }, t("invite.item.made", { name: personName(String(invite.by)), when: when(invite.at) })),
+    el("p", { class: "meta" }, personOf(String(invite.by)) === state.me?.key
+      ? t("invite.item.made.you", { when: when(invite.at) })
+      : t("invite.item.made", { name: personName(String(invite.by)), when: when(invite.at) })),
   ];
   if (status === "used" && typeof invite.member === "string") {
     parts.push(el("p", {}, t("invite.item.joined", { name: personName(invite.member) })));
