@@ -9,7 +9,7 @@ import { $, publish, reasonWords, say, state, token } from "../core.js";
 import { rejoin } from "../stream.js";
 
 const NAME = "kith.join.name";
-const WAIT_MS = 10_000;
+const WAIT_MS = 15_000;
 const REASONS = ["unknown", "used", "revoked", "expired", "already-member", "too-many"];
 
 let code = null;
@@ -57,7 +57,8 @@ async function redeem(quiet = false) {
     answer = await response.json().catch(() => ({}));
     ok = response.ok;
   } catch {
-    if (!quiet) say(line, false, t("reason.network"));
+    if (quiet) return; // the node restarts or the phone sleeps: ask again next time
+    say(line, false, t("reason.network"));
     button.disabled = false;
     return;
   }
@@ -75,6 +76,8 @@ async function redeem(quiet = false) {
     if (!waiting) waiting = setInterval(() => redeem(true), WAIT_MS);
     return;
   }
+  // Asking again while waiting: a busy address (invite:too-many) just waits for the next turn.
+  if (quiet && answer?.reason === "invite:too-many") return;
   stopWaiting();
   button.disabled = false;
   $("join-name").disabled = false;
