@@ -54,6 +54,7 @@ def cmd_invite_create(args: argparse.Namespace) -> int:
 
     expires_ms = parse_expires(args.expires)
     client, _ = node_client(args)
+    client.get("/v1/invites")  # a member's invite would count for nothing: refused here (403)
     code = new_code()
     body = {
         "code_hash": code_hash(code),

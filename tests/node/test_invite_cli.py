@@ -143,6 +143,7 @@ def test_wrong_flags_say_what_is_wanted(
     argv = ["member", "add", "--dir", str(served.data.path), "--key-file", str(ada)]
     assert main([*argv, "--url", served.url]) == 0
     fails(capsys, "coordinators only", ["invite", "list", "--key", str(ada), "--url", served.url])
+    fails(capsys, "coordinators only", ["invite", "create", "--key", str(ada), "--url", served.url])
     assert read_key_file(ada).public
     capsys.readouterr()
     assert main(["invite", "create", "--no-qr", "--key", str(cora), "--url", served.url]) == 0
