@@ -2,7 +2,8 @@
 
 A coordinator makes invites in the board; newcomers in other browser contexts open the links,
 their browsers make their keys and they join: at once (an ``auto`` invite), or once the
-coordinator approves them in the board. A used link and a withdrawn one are refused in words.
+coordinator approves them in the board. A used link, a withdrawn one and a declined request are
+refused in words.
 """
 
 from __future__ import annotations
@@ -130,6 +131,26 @@ def test_invites(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     assert not late.page.is_visible("#post-form")
     assert axe_violations(late) == []
 
+    # A request the coordinator declines: the waiting page, asking again, says so.
+    link4 = make_invite(cora, "coordinator")
+    dee = Member(browser, pod, "dee", locale="en-GB", **PHONE)
+    open_link(dee, link4, "Dee")
+    result_says(dee, "Waiting for a coordinator to approve you.")
+    request = cora.page.locator("#invite-requests-list li", has_text="Dee wants to join")
+    request.wait_for(timeout=WAIT_MS)
+    request.get_by_role("button", name="Decline").click()
+    cora.page.wait_for_function(
+        "() => document.querySelector('#invite-requests-result').textContent"
+        ".includes('Declined. Dee cannot join with that link.')",
+        timeout=WAIT_MS,
+    )
+    # The waiting page asks every 15 s: wait for its next turn.
+    dee.page.wait_for_function(
+        "() => document.querySelector('#join-result').textContent.includes('declined it')",
+        timeout=WAIT_MS + 15_000,
+    )
+    assert not dee.page.is_visible("#post-form")
+
     # The coordinator's screen on a phone, in Spanish.
     cora.page.set_viewport_size({"width": 360, "height": 780})
     cora.page.select_option("#lang", "es")
@@ -149,14 +170,15 @@ def test_invites(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     )
     listing = httpx.get(pod.url + "/v1/invites", headers={"authorization": f"Kith {token}"}).json()
     statuses = sorted(i["status"] for i in listing["invites"])
-    assert statuses == ["revoked", "used", "used"]
+    assert statuses == ["revoked", "revoked", "used", "used"]
     members = {i["member"] for i in listing["invites"] if i["status"] == "used"}
     assert members == {nia_key, bo_key}
     assert listing["requests"] == []
     # Chromium logs every 4xx answer as a console error: the two refusals above are expected,
     # anything else (a page error, a CSP refusal, another failed request) is not.
     refused = "status of 409 (Conflict) " + pod.url + "/v1/invites/redeem"
-    late.errors = [e for e in late.errors if not e.endswith(refused)]
-    for who in (cora, nia, bo, late):
+    for who in (late, dee):
+        who.errors = [e for e in who.errors if not e.endswith(refused)]
+    for who in (cora, nia, bo, late, dee):
         assert who.errors == [], (who.name, who.errors)
         who.context.close()
