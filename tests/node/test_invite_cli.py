@@ -16,9 +16,8 @@ from node.datadir import read_key_file
 from protocol.crypto import SigningKey
 from protocol.reasons import KithError
 from protocol.tokens import make_token
-from tests.node.test_cli import Served, recorded_id, served
-
-__all__ = ["served"]
+from tests.node.conftest import Served
+from tests.node.test_cli import recorded_id
 
 LINK = re.compile(r"^  (http://pods\.example:8470/#join/([A-Za-z0-9_-]{22}))$", re.M)
 
