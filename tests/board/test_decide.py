@@ -46,7 +46,12 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     pod = board_pod
     phone = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2}
     ana = Member(
-        browser, pod, "ana", locale="en-GB", permissions=["clipboard-read", "clipboard-write"], **phone
+        browser,
+        pod,
+        "ana",
+        locale="en-GB",
+        permissions=["clipboard-read", "clipboard-write"],
+        **phone,
     )
     bea = Member(browser, pod, "bea", locale="es-ES", viewport={"width": 1100, "height": 800})
     join(pod, ana)
@@ -93,7 +98,11 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
 
     # Bea changes her mind: the last vote counts, once.
     seen.get_by_role("button", name="Votar por “By need first”").click()
-    wait_text(bea, "#proposals-list li .result", "Voto cambiado a “By need first”. Solo cuenta tu último voto.")
+    wait_text(
+        bea,
+        "#proposals-list li .result",
+        "Voto cambiado a “By need first”. Solo cuenta tu último voto.",
+    )
     ana.page.wait_for_function(
         "() => document.querySelector('#proposals-list li ol li[data-option=\"0\"] .tally')"
         "?.textContent === '1 vote'",
@@ -110,7 +119,12 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     # Cy asks a question that closes in a few seconds, and votes on it at once.
     closes_at = int(time.time() * 1000) + 4000
     (quick,) = cy.post(
-        [cy.sign("proposal.opened", {"title": "Meet on Sundays?", "options": ["Yes", "No"], "closes_at": closes_at})]
+        [
+            cy.sign(
+                "proposal.opened",
+                {"title": "Meet on Sundays?", "options": ["Yes", "No"], "closes_at": closes_at},
+            )
+        ]
     )
     cy.post([cy.sign("vote.cast", {"proposal": quick, "option": 0})])
     late = bea.page.locator(f"#proposals-list li[data-id='{quick}']")
@@ -122,20 +136,36 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     # The node kept the vote and says why it does not count; the question shows what was chosen.
     done = bea.page.locator(f"#decided-list li[data-id='{quick}']")
     done.wait_for(timeout=WAIT_MS)
-    wait_text(bea, f"#decided-list li[data-id='{quick}']", "Tu voto se guardó, pero no cuenta: la pregunta ya estaba cerrada.")
-    wait_text(bea, f"#decided-list li[data-id='{quick}']", "Cerrada. El grupo eligió “Yes” (1 voto, de 1 que votaron).")
-    wait_text(ana, f"#decided-list li[data-id='{quick}']", "Closed. The pod chose “Yes” (1 vote, of 1 who voted).")
+    wait_text(
+        bea,
+        f"#decided-list li[data-id='{quick}']",
+        "Tu voto se guardó, pero no cuenta: la pregunta ya estaba cerrada.",
+    )
+    wait_text(
+        bea,
+        f"#decided-list li[data-id='{quick}']",
+        "Cerrada. El grupo eligió “Yes” (1 voto, de 1 que votaron).",
+    )
+    wait_text(
+        ana,
+        f"#decided-list li[data-id='{quick}']",
+        "Closed. The pod chose “Yes” (1 vote, of 1 who voted).",
+    )
     assert done.get_by_role("button").count() == 0
 
     # --- Ana plans a gathering tomorrow at noon, and says she is coming.
-    tomorrow = (datetime.now() + timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+    tomorrow = (datetime.now() + timedelta(days=1)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
     ana.page.goto(pod.url + "/#calendar")
     ana.page.wait_for_selector("#gather-form", state="visible", timeout=WAIT_MS)
     ana.page.fill("#gather-title", "Sunday soup and sharing")
     ana.page.select_option("#gather-kind", "food_distribution")
     ana.page.fill("#gather-start", tomorrow.strftime("%Y-%m-%dT%H:%M"))
     ana.page.dispatch_event("#gather-start", "change")
-    assert ana.page.input_value("#gather-end") == (tomorrow + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    assert ana.page.input_value("#gather-end") == (tomorrow + timedelta(hours=2)).strftime(
+        "%Y-%m-%dT%H:%M"
+    )
     ana.page.fill("#gather-place", "Community hall")
     ana.page.fill("#gather-capacity", "20")
     ana.page.click("#gather-button")
@@ -146,7 +176,7 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
         assert words in (soup.text_content() or ""), words
     soup.get_by_role("button", name="I’m coming").click()
     wait_text(ana, "#gatherings-list li", "You said you are coming.")
-    wait_text(ana, "#gatherings-list li .coming", "1 coming: You")
+    wait_text(ana, "#gatherings-list li .coming", "1 coming: you")
 
     # Bea sees it live, and is coming too; Ana sees "2 coming" with both names.
     bea.page.goto(pod.url + "/#calendar")
@@ -157,9 +187,16 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     assert theirs.get_by_text("Suspenderlo").count() == 0  # not hers to call off
     theirs.get_by_role("button", name="Voy").click()
     wait_text(bea, "#gatherings-list li", "Dijiste que vas.")
-    bea.page.wait_for_selector("#gatherings-list li button[data-answer=yes][aria-pressed=true]", timeout=WAIT_MS)
-    wait_text(ana, "#gatherings-list li .coming", "2 coming: You and Bea")
-    (held_g,) = [g for g in ana.page.evaluate(READ, "/v1/gatherings?upcoming=true") if g["title"] == "Sunday soup and sharing"]
+    wait_text(bea, "#gatherings-list li .coming", "Vienen 2: tú y Ana")
+    bea.page.wait_for_selector(
+        "#gatherings-list li button[data-answer=yes][aria-pressed=true]", timeout=WAIT_MS
+    )
+    wait_text(ana, "#gatherings-list li .coming", "2 coming: you and Bea")
+    (held_g,) = [
+        g
+        for g in ana.page.evaluate(READ, "/v1/gatherings?upcoming=true")
+        if g["title"] == "Sunday soup and sharing"
+    ]
     assert held_g["rsvps"] == {"yes": 2, "no": 0, "maybe": 0}
 
     # --- The agenda: the gathering on its day, with a need's and an offer's time windows.
@@ -172,7 +209,10 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
                     "title": "Ride to the clinic",
                     "category": "ride",
                     "urgency": "normal",
-                    "window": {"start": local_ms(day_after.replace(hour=9)), "end": local_ms(day_after.replace(hour=10))},
+                    "window": {
+                        "start": local_ms(day_after.replace(hour=9)),
+                        "end": local_ms(day_after.replace(hour=10)),
+                    },
                 },
             ),
             cy.sign(
@@ -180,7 +220,12 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
                 {
                     "title": "Van for moving",
                     "category": "ride",
-                    "windows": [{"start": local_ms(day_after.replace(hour=15)), "end": local_ms(day_after.replace(hour=18))}],
+                    "windows": [
+                        {
+                            "start": local_ms(day_after.replace(hour=15)),
+                            "end": local_ms(day_after.replace(hour=18)),
+                        }
+                    ],
                 },
             ),
         ]
@@ -188,7 +233,9 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     wait_text(ana, "#agenda-days", "Van for moving")
     days = ana.page.locator("#agenda-days section.day")
     tomorrow_day = days.filter(has=ana.page.get_by_role("heading", name="Tomorrow,"))
-    assert "12:00–14:00 Gathering Sunday soup and sharing" in " ".join((tomorrow_day.text_content() or "").split())
+    assert "12:00–14:00 Gathering Sunday soup and sharing" in " ".join(
+        (tomorrow_day.text_content() or "").split()
+    )
     later = days.nth(1)
     later_text = " ".join((later.text_content() or "").split())
     assert "09:00–10:00 Need Ride to the clinic" in later_text and "Cy needs a ride" in later_text
@@ -212,7 +259,11 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     knit.locator("summary", has_text="Call it off").click()
     knit.get_by_label("Why (optional, everyone sees it)").fill("The teacher is ill")
     knit.get_by_role("button", name="Yes, call it off").click()
-    wait_text(ana, "#gatherings-list li[data-status=cancelled]", "Called off. Everyone sees it is not happening.")
+    wait_text(
+        ana,
+        "#gatherings-list li[data-status=cancelled]",
+        "Called off. Everyone sees it is not happening.",
+    )
     wait_text(bea, "#gatherings-list li[data-status=cancelled]", "Suspendido: The teacher is ill")
     wait_text(bea, "#agenda-days li[data-cancelled=true]", "Knitting circle (suspendido)")
     ana.shot("calendar-1-phone")

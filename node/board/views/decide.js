@@ -10,6 +10,8 @@ import { atWords, fromInput, inputValue } from "./time-words.js";
 
 const MIN_OPTIONS = 2;
 const MAX_OPTIONS = 10;
+/** How many decided questions are shown (the latest first, as the node lists them). */
+const DECIDED_SHOWN = 20;
 let proposals = [];
 /** Outcome lines of votes, by proposal id, kept across re-renders. */
 const outcomes = new Map();
@@ -85,7 +87,7 @@ function card(p) {
   if (open) {
     summary.push(p.you_voted ? t("decide.you-voted", { choice: `“${p.options[p.your_choice] ?? ""}”` }) : t("decide.not-voted"));
   } else {
-    summary.unshift(outcomeWords(p));
+    summary.splice(0, 1, outcomeWords(p));
   }
   item.append(el("p", { class: open ? "summary" : "summary outcome" }, summary.join(" ")));
   if (open) item.append(el("p", { class: "hint" }, t("decide.change-hint")));
@@ -98,7 +100,7 @@ function card(p) {
 
 function render() {
   const open = proposals.filter((p) => p.status === "open");
-  const closed = proposals.filter((p) => p.status !== "open");
+  const closed = proposals.filter((p) => p.status !== "open").slice(0, DECIDED_SHOWN);
   $("proposals-list").replaceChildren(...open.map(card));
   $("proposals-empty").hidden = open.length > 0;
   $("decided-list").replaceChildren(...closed.map(card));

@@ -62,7 +62,8 @@ function comingWords(g) {
   // You first, then the others by name; only when the names agree with the node's count.
   people.sort((a, b) => Number(mine(b)) - Number(mine(a)) || personName(a).localeCompare(personName(b), lang()));
   let text = yes === 0 ? t("calendar.coming.none") : t(yes === 1 ? "calendar.coming.one" : "calendar.coming.many", { n: yes });
-  if (yes > 0 && people.length === yes) text += `: ${list(people.map(personName))}`;
+  const named = people.map((p) => (mine(p) ? t("calendar.coming.you") : personName(p)));
+  if (yes > 0 && people.length === yes) text += `: ${list(named)}`;
   if (maybe) text += ` · ${t(maybe === 1 ? "calendar.maybe.one" : "calendar.maybe.many", { n: maybe })}`;
   return text;
 }

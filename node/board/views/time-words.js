@@ -48,6 +48,7 @@ export function atWords(ms) {
   const time = clock(ms);
   if (days === 0) return t("decide.time.today", { time });
   if (days === 1) return t("decide.time.tomorrow", { time });
+  if (days === -1) return t("decide.time.yesterday", { time });
   if (days > 1 && days < 7) return t("decide.time.weekday", { day: format(ms, { weekday: "long" }), time });
   return format(ms, { dateStyle: "medium", timeStyle: "short" });
 }
