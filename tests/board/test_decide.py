@@ -5,7 +5,8 @@ votes, then changes her vote — it counts once, and Ana's tally follows. A ques
 closes while Bea looks at it refuses her late vote with the node's reason, and shows what the
 pod chose. Ana plans a gathering; Bea says she comes and Ana sees "2 coming" with both names;
 the agenda shows it on its day with a need's and an offer's time windows; a gathering is
-called off; a private calendar feed is made, read by "a calendar app" and stopped.
+called off; a private place is sealed in the browser to the members and opened by them, not by
+one who joins later; a private calendar feed is made, read by "a calendar app" and stopped.
 """
 
 from __future__ import annotations
@@ -266,6 +267,28 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     )
     wait_text(bea, "#gatherings-list li[data-status=cancelled]", "Suspendido: The teacher is ill")
     wait_text(bea, "#agenda-days li[data-cancelled=true]", "Knitting circle (suspendido)")
+
+    # A place only members may read: sealed in Ana's browser to every member's box key.
+    ana.page.fill("#gather-title", "Grief circle")
+    ana.page.select_option("#gather-kind", "healing_circle")
+    ana.page.fill("#gather-start", day_after.replace(hour=20).strftime("%Y-%m-%dT%H:%M"))
+    ana.page.fill("#gather-end", day_after.replace(hour=21).strftime("%Y-%m-%dT%H:%M"))
+    ana.page.fill("#gather-place", "12 Oak Lane, flat 3")
+    ana.page.check("#gather-private")
+    ana.page.click("#gather-button")
+    wait_text(ana, "#gather-result", "Planned. “Grief circle”")
+    grief = bea.page.locator("#gatherings-list li", has_text="Grief circle")
+    grief.wait_for(timeout=WAIT_MS)
+    wait_text(bea, "#gatherings-list", "Dónde: 12 Oak Lane, flat 3 (solo lo lee el grupo)")
+    assert "Círculo de sanación" in (grief.text_content() or "")
+    (sealed,) = [
+        g for g in ana.page.evaluate(READ, "/v1/gatherings") if g["title"] == "Grief circle"
+    ]
+    assert sealed["place"] is None and "Oak Lane" not in str(sealed["place_sealed"])
+    keys = httpx.get(f"{pod.url}/v1/pods/{pod.data.config().pod}/keys").json()
+    assert sorted(r["key"] for r in sealed["place_sealed"]["to"]) == sorted(
+        set(keys["members"].values())
+    )
     ana.shot("calendar-1-phone")
     bea.shot("calendar-2-desktop-es")
 
@@ -281,6 +304,7 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     feed = httpx.get(url)
     assert feed.status_code == 200 and "SUMMARY:Sunday soup and sharing" in feed.text
     assert "SUMMARY:Need: Ride to the clinic" in feed.text
+    assert "SUMMARY:Grief circle" in feed.text and "Oak Lane" not in feed.text
     wait_text(ana, "#feed-count", "You have 1 calendar link in use.")
     ana.shot("calendar-3-phone-feed")
     ana.page.locator("#feed-count button").click()
@@ -296,5 +320,12 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     ana.page.goto(pod.url + "/#decide")
     ana.page.wait_for_selector("#decided-list li", timeout=WAIT_MS)
     ana.shot("decide-3-phone-decided")
-    for who in (ana, bea):
+    # Dee joins after the place was sealed: she reads the gathering, not the place.
+    dee = Member(browser, pod, "dee", locale="en-GB", **phone)
+    join(pod, dee)
+    dee.page.goto(pod.url + "/#calendar")
+    dee.page.locator("#gatherings-list li", has_text="Grief circle").wait_for(timeout=WAIT_MS)
+    late_text = text(dee, "#gatherings-list")
+    assert "Where: place shared with members" in late_text and "Oak Lane" not in late_text
+    for who in (ana, bea, dee):
         assert who.errors == [], (who.name, who.errors)

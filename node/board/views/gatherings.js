@@ -7,7 +7,8 @@
 // the read model counts by (docs/gatherings.md); names are shown only when they agree with
 // the node's count.
 import { lang, t } from "../i18n.js";
-import { $, el, fillSelect, onEvents, personName, personOf, publish, say, state } from "../core.js";
+import { $, el, fillSelect, getJSON, onEvents, personName, personOf, publish, say, state } from "../core.js";
+import { MAX_RECIPIENTS, fieldAad, open as openSealed, seal } from "../seal.js";
 import { effectWords } from "./decide.js";
 import { fromInput, inputValue, windowWords } from "./time-words.js";
 
@@ -47,9 +48,32 @@ function list(items) {
 
 export const kindWords = (kind) => t(`calendar.kind.${KINDS.includes(kind) ? kind : "other"}`);
 
+const PLACE_AAD = fieldAad("gathering.scheduled", "place_sealed");
+/** Sealed places opened here, by gathering id (opening is the slow part of drawing). */
+const opened = new Map();
+
+/** A sealed place opened with this device's box key: its text, or null (not sealed to us). */
+function openPlace(g) {
+  if (!opened.has(g.id)) {
+    let place = null;
+    const text = state.keys ? openSealed(g.place_sealed, state.keys.box, state.keys.boxKey, PLACE_AAD) : null;
+    try {
+      const value = text === null ? null : JSON.parse(text);
+      if (value && typeof value.place === "string" && value.place) place = value.place;
+    } catch {
+      place = null;
+    }
+    opened.set(g.id, place);
+  }
+  return opened.get(g.id);
+}
+
 export function placeWords(g) {
   if (typeof g.place === "string" && g.place) return g.place;
-  if (g.place_sealed) return t("calendar.place.sealed");
+  if (g.place_sealed) {
+    const place = openPlace(g);
+    return place === null ? t("calendar.place.sealed") : t("calendar.place.private", { place });
+  }
   return t("calendar.place.none");
 }
 
@@ -173,7 +197,20 @@ async function schedule(event) {
   if (end <= start) return refuse($("gather-end"), "calendar.new.end-before-start");
   const body = { title, kind: $("gather-kind").value, window: { start, end } };
   const place = $("gather-place").value.trim();
-  if (place) body.place = place;
+  if (place && $("gather-private").checked) {
+    // Sealed to every active member's box key (GET /v1/pods/{pod}/keys), as the node requires.
+    const keys = await getJSON(`/v1/pods/${encodeURIComponent(state.info.pod)}/keys`);
+    const members = [...new Set(Object.values(keys?.members ?? {}).filter((k) => typeof k === "string"))].sort();
+    if (!members.length) return refuse($("gather-private"), "calendar.new.no-keys");
+    if (members.length > MAX_RECIPIENTS) return refuse($("gather-private"), "calendar.new.too-many");
+    try {
+      body.place_sealed = seal(JSON.stringify({ place }), members, PLACE_AAD);
+    } catch {
+      return refuse($("gather-private"), "calendar.new.no-keys");
+    }
+  } else if (place) {
+    body.place = place;
+  }
   const capacityText = $("gather-capacity").value.trim();
   if (capacityText) {
     const capacity = Number(capacityText);
@@ -189,6 +226,7 @@ async function schedule(event) {
     const outcome = await publish("gathering.scheduled", body);
     if (outcome.changed) {
       say(result, true, t("calendar.new.done", { title }));
+      $("gather-private").checked = false;
       for (const id of ["gather-title", "gather-start", "gather-end", "gather-place", "gather-capacity", "gather-details"]) $(id).value = "";
     } else {
       say(result, false, outcome.ok ? effectWords("calendar", outcome.effect) : outcome.text);
