@@ -35,13 +35,13 @@ def text(who: Member, selector: str) -> str:
     return " ".join((who.page.text_content(selector) or "").split())
 
 
-def wait_text(who: Member, selector: str, words: str) -> None:
+def wait_text(who: Member, selector: str, words: str, timeout: int = WAIT_MS) -> None:
     """Wait until the element's text (spaces folded) contains ``words``."""
     who.page.wait_for_function(
         "([s, w]) => { const e = document.querySelector(s);"
         " return !!e && e.textContent.replace(/\\s+/g, ' ').includes(w); }",
         arg=[selector, words],
-        timeout=WAIT_MS,
+        timeout=timeout,
     )
 
 
@@ -132,6 +132,20 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
         ]
     )
     cy.post([cy.sign("vote.cast", {"proposal": quick, "option": 0})])
+    # And one nobody votes on, closing just after: it closes by the clock alone.
+    (silent,) = cy.post(
+        [
+            cy.sign(
+                "proposal.opened",
+                {
+                    "title": "Paint the shed?",
+                    "options": ["Green", "Blue"],
+                    "closes_at": closes_at + 2000,
+                },
+            )
+        ]
+    )
+    ana.page.wait_for_selector(f"#proposals-list li[data-id='{silent}']", timeout=WAIT_MS)
     late = bea.page.locator(f"#proposals-list li[data-id='{quick}']")
     late.wait_for(timeout=WAIT_MS)
     wait_text(bea, f"#proposals-list li[data-id='{quick}']", "Ha votado 1 persona.")
@@ -324,6 +338,11 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     ana.page.goto(pod.url + "/#decide")
     ana.page.wait_for_selector("#decided-list li", timeout=WAIT_MS)
     ana.shot("decide-3-phone-decided")
+    # The silent question moved to "Decided" on Ana's board by itself (no vote or question has
+    # come since it closed), with its outcome; the board reads again 10 s after a closing.
+    ana.page.goto(pod.url + "/#decide")
+    wait_text(ana, f"#decided-list li[data-id='{silent}']", "Closed with no votes.", 3 * WAIT_MS)
+
     # Markup in a question, its choices and a gathering from another member is shown as text.
     cy.post(
         [

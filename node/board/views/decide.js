@@ -13,6 +13,9 @@ const MAX_OPTIONS = 10;
 /** How many decided questions are shown (the latest first, as the node lists them). */
 const DECIDED_SHOWN = 20;
 let proposals = [];
+let closing = null;
+/** How long after a question's closing time the board reads it again. */
+const CLOSE_GRACE_MS = 10_000;
 /** Outcome lines of votes, by proposal id, kept across re-renders. */
 const outcomes = new Map();
 
@@ -133,6 +136,12 @@ async function refresh() {
   if (!Array.isArray(read)) return;
   proposals = read.map(wellFormed).filter(Boolean);
   render();
+  // A question closes by the clock, not by an event: read again a little after the soonest
+  // closes (the node decides "closed" when read), so the screen shows the outcome by itself.
+  clearTimeout(closing);
+  const soonest = Math.min(...proposals.filter((p) => p.status === "open").map((p) => p.closes_at));
+  const wait = soonest - nowMs() + CLOSE_GRACE_MS;
+  if (Number.isFinite(wait) && wait < 2 ** 31 - 1) closing = setTimeout(() => view.refresh(), Math.max(wait, 1000));
 }
 
 async function vote(p, option, button) {
