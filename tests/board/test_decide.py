@@ -338,6 +338,16 @@ def test_decide_gather_calendar(board_pod: Pod, browser: Any, tmp_path: Path) ->
     ana.page.goto(pod.url + "/#decide")
     ana.page.wait_for_selector("#decided-list li", timeout=WAIT_MS)
     ana.shot("decide-3-phone-decided")
+    # The phone in Spanish: both tabs drawn again in the other language, without a reload.
+    ana.page.select_option("#lang", "es")
+    wait_text(ana, "#decided-heading", "Decidido")
+    wait_text(ana, f"#decided-list li[data-id='{quick}']", "Cerrada. El grupo eligió “Yes”")
+    ana.shot("decide-4-phone-es")
+    ana.page.goto(pod.url + "/#calendar")
+    wait_text(ana, "#gatherings-list", "Vienen 2: tú y Bea")
+    wait_text(ana, "#gatherings-list", "Dijiste que vas.")  # her answer's line, redrawn
+    ana.shot("calendar-4-phone-es")
+    ana.page.select_option("#lang", "en")
     # The silent question moved to "Decided" on Ana's board by itself (no vote or question has
     # come since it closed), with its outcome; the board reads again 10 s after a closing.
     ana.page.goto(pod.url + "/#decide")

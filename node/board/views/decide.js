@@ -96,7 +96,7 @@ function card(p) {
   if (open) item.append(el("p", { class: "hint" }, t("decide.change-hint")));
   const line = el("p", { class: "result", role: "status", "aria-live": "polite" });
   const kept = outcomes.get(p.id);
-  if (kept) say(line, kept.ok, kept.text);
+  if (kept) say(line, kept.ok, kept.words());
   item.append(line);
   return item;
 }
@@ -151,12 +151,13 @@ async function vote(p, option, button) {
   for (const b of button.closest("ol").querySelectorAll("button")) b.disabled = true;
   say(line, true, t("decide.vote.sending"));
   const outcome = await publish("vote.cast", { proposal: p.id, option });
-  let text;
-  if (outcome.changed) text = t(before ? "decide.vote.changed" : "decide.vote.counted", { choice });
-  else if (outcome.ok) text = t("decide.vote.stored", { reason: effectWords("decide", outcome.effect) });
-  else text = outcome.text;
-  outcomes.set(p.id, { ok: outcome.changed, text });
-  say(line, outcome.changed, text);
+  // Kept as a function of the language, so switching it redraws the line in the new one.
+  let words;
+  if (outcome.changed) words = () => t(before ? "decide.vote.changed" : "decide.vote.counted", { choice });
+  else if (outcome.ok) words = () => t("decide.vote.stored", { reason: effectWords("decide", outcome.effect) });
+  else words = () => outcome.text;
+  outcomes.set(p.id, { ok: outcome.changed, words });
+  say(line, outcome.changed, words());
   for (const b of button.closest("ol")?.querySelectorAll("button") ?? []) b.disabled = false;
   await refresh(); // the tally as the node now counts it
 }

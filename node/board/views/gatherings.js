@@ -127,7 +127,7 @@ function card(g) {
     if (mine(g.organiser)) item.append(cancelForm(g, line));
   }
   const kept = outcomes.get(g.id);
-  if (kept) say(line, kept.ok, kept.text);
+  if (kept) say(line, kept.ok, kept.words());
   item.append(line);
   return item;
 }
@@ -142,7 +142,7 @@ function cancelForm(g, line) {
     const body = { gathering: g.id };
     if (reason.value.trim()) body.reason = reason.value.trim();
     const outcome = await publish("gathering.cancelled", body, g.scope === "public" ? "public" : "pod");
-    finish(g, line, outcome, t("calendar.cancel.done"));
+    finish(g, line, outcome, () => t("calendar.cancel.done"));
     button.disabled = false;
   });
   return el(
@@ -154,10 +154,15 @@ function cancelForm(g, line) {
   );
 }
 
+/** `done()` says the success in the current language (kept, so a language switch redraws it). */
 function finish(g, line, outcome, done) {
-  const text = outcome.changed ? done : outcome.ok ? t("calendar.stored", { reason: effectWords("calendar", outcome.effect) }) : outcome.text;
-  outcomes.set(g.id, { ok: outcome.changed, text });
-  say(line, outcome.changed, text);
+  const words = outcome.changed
+    ? done
+    : outcome.ok
+      ? () => t("calendar.stored", { reason: effectWords("calendar", outcome.effect) })
+      : () => outcome.text;
+  outcomes.set(g.id, { ok: outcome.changed, words });
+  say(line, outcome.changed, words());
   refreshNow?.();
 }
 
@@ -166,7 +171,7 @@ async function rsvp(g, answer, group, line) {
   say(line, true, t("calendar.sending"));
   const outcome = await publish("gathering.rsvp", { gathering: g.id, answer });
   for (const b of group.querySelectorAll("button")) b.disabled = false;
-  finish(g, line, outcome, t(`calendar.answer.done.${answer}`, { title: g.title }));
+  finish(g, line, outcome, () => t(`calendar.answer.done.${answer}`, { title: g.title }));
 }
 
 let refreshNow = null;
