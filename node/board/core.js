@@ -158,7 +158,8 @@ async function logHead(scope) {
 export async function publish(kind, body, scope = "pod") {
   try {
     let head = await logHead(scope);
-    if (head === null) return { ok: false, changed: false, text: t("reason.unauthorized") };
+    // 401 for a device that was a member: its key was blocked or removed since
+    if (head === null) return { ok: false, changed: false, text: t(state.member ? "reason.not-active" : "reason.unauthorized") };
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const envelope = signEvent(state.keys.seed, {
         pod: state.info.pod,
