@@ -10,12 +10,17 @@ offers, the first assigns, the second records it done, and each board says so in
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
 from node.client import KithClient
 from tests.board.helpers import WAIT_MS, Member, axe_violations
-from tests.integration.conftest import Pod, Poster, kith, member
+from tests.integration.conftest import Pod, Poster, free_port, kith, member
 
 PHONE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2}
 
@@ -133,7 +138,7 @@ def test_coordinator_screens(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     assert resolved["resolved_by"] == cora.keys()[0] and resolved["action"]
     (action,) = [a for a in view["actions"] if a["action"] == "block"]
     assert action["reason"] == "harassment" and action["by"] == cora.keys()[0]
-    item(cora, "#coord-resolved-list li", "resolved by You: harassment")
+    item(cora, "#coord-resolved-list li", "resolved by you: harassment")
     item(cora, "#coord-members-list li[data-status=blocked]", "Ana")
 
     # Ana's next post is refused, in words, on her own board.
@@ -200,7 +205,7 @@ def test_coordinator_screens(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     cora.shot("coordinate-3-erase-confirm")
     confirm.get_by_role("button", name="Yes, erase it").click()
     status_says(cora, "#coord-erase-result", "Erased: “Old sofa to give away, call 555 0199”.")
-    erased = item(cora, "#coord-erasures-list li", "A need, erased by You")
+    erased = item(cora, "#coord-erasures-list li", "A need, erased by you")
     assert "It never left this pod" in erased.inner_text()
     erasures = node.get("/v1/erasures")["erasures"]
     assert [(e["target"], e["status"], e["erased_by"]) for e in erasures] == [
@@ -232,4 +237,105 @@ def test_coordinator_screens(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     assert axe_violations(cora) == []
     cora.shot("coordinate-5-phone-spanish")
     for who in (cora, ana):
+        assert who.errors == [], (who.name, who.errors)
+
+
+def wait_until(check: Any, what: str) -> Any:
+    """Poll ``check`` (a node's read model over HTTP) until it is truthy; that value."""
+    deadline = time.monotonic() + 30
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def peered(here: Pod, there_id: str) -> bool:
+    """``here`` is live with ``there`` and holds its roster (its coordinators' box keys)."""
+    doc = httpx.get(here.url + "/.well-known/kith", timeout=10).json()
+    live = any(p["pod"] == there_id and p["state"] == "live" for p in doc["federation"]["peers"])
+    keys = httpx.get(here.url + f"/v1/pods/{there_id}/keys", timeout=10)
+    return live and keys.status_code == 200 and bool(keys.json()["coordinators"])
+
+
+@pytest.fixture
+def two_pods(tmp_path: Path) -> Iterator[tuple[Pod, Pod]]:
+    """Elm Street and Oak Lane, two real `kith serve` processes peered on loopback."""
+    pods = []
+    for name in ("Elm Street", "Oak Lane"):
+        port = free_port()
+        data = tmp_path / name.replace(" ", "-")
+        kith("init", "--dir", str(data), "--name", name, "--port", str(port))
+        pods.append(Pod(data, port))
+    elm, oak = pods
+    for here, there in ((elm, oak), (oak, elm)):
+        url = f"ws://127.0.0.1:{there.port}/v1/federation"
+        kith("peer", "add", url, "--pod", there.data.config().pod, "--dir", str(here.dir))
+    try:
+        for p in pods:
+            p.start()
+        yield elm, oak
+    finally:
+        for p in pods:
+            p.stop()
+
+
+def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_path: Path) -> None:
+    elm, oak = two_pods
+    elm_id, oak_id = elm.data.config().pod, oak.data.config().pod
+    cora = Member(browser, elm, "cora", locale="en-GB", viewport={"width": 1100, "height": 900})
+    bea = Member(browser, oak, "bea", locale="en-GB", **PHONE)
+    join_as(elm, cora, "coordinator")
+    join_as(oak, bea, "coordinator")
+    wait_until(
+        lambda: peered(elm, oak_id) and peered(oak, elm_id), "Elm Street and Oak Lane peered"
+    )
+    amara = Poster(elm.url, member(elm, tmp_path, "amara"), elm_id)
+    (need,) = amara.need("Ride to dialysis on Tuesday", category="ride", urgency="high")
+    for who in (cora, bea):
+        who.page.click("#tabs a[href='#coordinate']")
+        who.page.wait_for_selector("#view-coordinate", state="visible", timeout=WAIT_MS)
+
+    # Elm Street refers it: waiting for a neighbour.
+    item(cora, "#coord-refer-list li", "Ride to dialysis on Tuesday").get_by_role(
+        "button", name="Refer to neighbours: Ride to dialysis on Tuesday"
+    ).click()
+    status_says(cora, "#coord-overflow-result", "Passed on.")
+    item(cora, "#coord-out-list li[data-state=referred]", "Waiting for a neighbour")
+
+    # Oak Lane sees the summary only, from Elm Street by name, and offers to help.
+    incoming = item(bea, "#coord-in-list li", "Elm Street: A ride · Today")
+    assert "Ride to dialysis" not in (bea.page.text_content("#view-coordinate") or "")
+    assert "Asking for help" in incoming.inner_text()
+    bea.shot("coordinate-6-incoming-phone")
+    incoming.get_by_role("button", name="Offer to help").click()
+    status_says(bea, "#coord-overflow-result", "Offer sent. Elm Street decides who takes it.")
+    item(bea, "#coord-in-list li", "You offered to help")
+
+    # Elm Street: "Oak Lane can help"; assigned, without details (said so).
+    out = item(cora, "#coord-out-list li[data-state=offered]", "Oak Lane can help")
+    out.get_by_role("button", name="Give it to Oak Lane").click()
+    status_says(cora, "#coord-overflow-result", "Assigned to Oak Lane.")
+    assert "No private details were sent" in (
+        cora.page.text_content("#coord-overflow-result") or ""
+    )
+    item(cora, "#coord-out-list li[data-state=assigned]", "Assigned to Oak Lane")
+
+    # Oak Lane: assigned to it; done, with the minutes it took.
+    mine = item(bea, "#coord-in-list li[data-state=assigned]", "Assigned to your pod")
+    mine.get_by_label("How many minutes it took").fill("45")
+    mine.get_by_role("button", name="Done").click()
+    status_says(bea, "#coord-overflow-result", "Recorded as done: 45 minutes.")
+    item(bea, "#coord-in-list li[data-state=fulfilled]", "Done")
+
+    # Elm Street's board and node: done, by Oak Lane, 45 minutes.
+    item(cora, "#coord-out-list li[data-state=fulfilled]", "Done: Oak Lane gave 45 minutes")
+    coordinator = KithClient(elm.url, elm.node_key().signing_key())
+    (referral,) = coordinator.get("/v1/overflow")["outgoing"]
+    assert referral["state"] == "fulfilled" and referral["referral"]["need"] == need
+    assert referral["referral"]["assignment"]["to_pod"] == oak_id
+    cora.shot("coordinate-7-overflow-done")
+    for who in (cora, bea):
+        assert axe_violations(who) == [], who.name
         assert who.errors == [], (who.name, who.errors)

@@ -44,6 +44,8 @@ function refusal(result) {
   return result?.text || t("coordinate.failed");
 }
 
+const isMe = (key) => Boolean(state.me && key && personOf(key) === state.me.key);
+
 const reasonWord = (r) => (REASONS.includes(r) ? t(`coordinate.why.${r}`) : t("coordinate.why.none"));
 
 function summaryOf(referral) {
@@ -428,7 +430,7 @@ function renderReports() {
       const safe = String(report.id).replace(/[^\w-]/g, "_");
       const text = report.text === null || report.text === undefined ? t("coordinate.reports.erased") : String(report.text);
       const li = el("li", { "data-id": String(report.id) },
-        el("h4", {}, t("coordinate.reports.by", { who: personName(report.by), about: aboutWords(report) })),
+        el("h4", {}, t(isMe(report.by) ? "coordinate.reports.by.you" : "coordinate.reports.by", { who: personName(report.by), about: aboutWords(report) })),
         el("blockquote", {}, text),
         el("p", { class: "meta" }, when(report.ts)),
       );
@@ -459,7 +461,7 @@ function renderReports() {
   const resolved = data.moderation.reports.filter((r) => r && r.status === "resolved").slice(0, 20);
   $("coord-resolved").hidden = resolved.length === 0;
   $("coord-resolved-list").replaceChildren(
-    ...resolved.map((r) => el("li", {}, t("coordinate.reports.was", { who: personName(r.by), about: aboutWords(r), by: personName(r.resolved_by), note: r.note ? String(r.note) : t("coordinate.reports.no-note") }))),
+    ...resolved.map((r) => el("li", {}, t(isMe(r.resolved_by) ? "coordinate.reports.was.you" : "coordinate.reports.was", { who: personName(r.by), about: aboutWords(r), by: personName(r.resolved_by), note: r.note ? String(r.note) : t("coordinate.reports.no-note") }))),
   );
 
   const advice = data.moderation.advisories.filter((a) => a && a.direction === "incoming");
@@ -582,7 +584,7 @@ function renderErasure() {
   $("coord-erasures-list").replaceChildren(
     ...list.map((e) =>
       el("li", { "data-id": e.id, "data-target": String(e.target) },
-        el("h4", {}, t("coordinate.erasure.line", { what: kindWords(e.target_kind), who: personName(e.erased_by), when: when(e.at) })),
+        el("h4", {}, t(isMe(e.erased_by) ? "coordinate.erasure.line.you" : "coordinate.erasure.line", { what: kindWords(e.target_kind), who: personName(e.erased_by), when: when(e.at) })),
         el("p", { class: "coord-state" }, erasureWords(e)),
       ),
     ),
