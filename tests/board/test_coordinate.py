@@ -291,7 +291,8 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     wait_until(
         lambda: peered(elm, oak_id) and peered(oak, elm_id), "Elm Street and Oak Lane peered"
     )
-    amara = Poster(elm.url, member(elm, tmp_path, "amara"), elm_id)
+    amara_key = member(elm, tmp_path, "amara")
+    amara = Poster(elm.url, amara_key, elm_id)
     (need,) = amara.need("Ride to dialysis on Tuesday", category="ride", urgency="high")
     for who in (cora, bea):
         who.page.click("#tabs a[href='#coordinate']")
@@ -336,6 +337,29 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     assert referral["state"] == "fulfilled" and referral["referral"]["need"] == need
     assert referral["referral"]["assignment"]["to_pod"] == oak_id
     cora.shot("coordinate-7-overflow-done")
+
+    # An offer Amara made public reached Oak Lane; Elm Street erases it, Oak Lane confirms.
+    public = Poster(elm.url, amara_key, elm_id, scope="public")
+    (offer_id,) = public.post(
+        [public.sign("offer.posted", {"title": "Spare bike", "category": "goods"})]
+    )
+    wait_until(
+        lambda: httpx.get(oak.url + f"/v1/events/{offer_id}").status_code == 200, "offer on Oak"
+    )
+    cora.page.wait_for_function(
+        "() => [...document.querySelectorAll('#coord-erase-select option')]"
+        ".some(o => o.textContent === 'Spare bike')",
+        timeout=WAIT_MS,
+    )
+    cora.page.select_option("#coord-erase-select", label="Spare bike")
+    cora.page.click("#coord-erase-button")
+    cora.page.locator("#coord-erase-confirm").get_by_role("button", name="Yes, erase it").click()
+    status_says(cora, "#coord-erase-result", "Erased: “Spare bike”.")
+    erased = item(cora, "#coord-erasures-list li", "An offer, erased by you")
+    erased.get_by_text("Erased here; 1 of 1 neighbouring pods confirmed.").wait_for(timeout=WAIT_MS)
+    (listed,) = coordinator.get("/v1/erasures")["erasures"]
+    assert listed["target"] == offer_id and listed["confirmed"] == [oak_id]
+    cora.shot("coordinate-8-erasure-confirmed")
     for who in (cora, bea):
         assert axe_violations(who) == [], who.name
         assert who.errors == [], (who.name, who.errors)
