@@ -120,6 +120,14 @@ def test_coordinator_screens(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     assert ana.keys()[0][:6] not in (cora.page.text_content("#view-coordinate") or "")
     cora.shot("coordinate-1-report")
 
+    # A note being typed survives the tab redrawing itself when something happens meanwhile.
+    report.get_by_label("Note for the other coordinators (stays in the pod)").fill("Talked to both")
+    dee.need("Soup for Friday", category="food")
+    item(cora, "#coord-refer-list li", "Soup for Friday")
+    note = report.get_by_label("Note for the other coordinators (stays in the pod)")
+    assert note.input_value() == "Talked to both"
+    assert cora.page.evaluate("() => document.activeElement.id").startswith("coord-note-")
+
     # Block Ana from the report: a confirmation in words, a reason word, then the outcome.
     errors_before_block = len(ana.errors)
     report.get_by_role("button", name="Block Ana…").click()
@@ -134,11 +142,11 @@ def test_coordinator_screens(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     assert people[ana.keys()[0]]["status"] == "blocked"
     view = node.get("/v1/moderation")
     (resolved,) = [r for r in view["reports"] if r["id"] == report_id]
-    assert resolved["status"] == "resolved" and resolved["note"] == "harassment"
+    assert resolved["status"] == "resolved" and resolved["note"] == "Talked to both"
     assert resolved["resolved_by"] == cora.keys()[0] and resolved["action"]
     (action,) = [a for a in view["actions"] if a["action"] == "block"]
     assert action["reason"] == "harassment" and action["by"] == cora.keys()[0]
-    item(cora, "#coord-resolved-list li", "resolved by you: harassment")
+    item(cora, "#coord-resolved-list li", "resolved by you: Talked to both")
     item(cora, "#coord-members-list li[data-status=blocked]", "Ana")
 
     # Ana's next post is refused, in words, on her own board.

@@ -146,11 +146,22 @@ async function act(trigger, line, work) {
   try {
     const [ok, text] = await work();
     say(line, ok, text);
-    if (ok) data.open = null;
+    if (ok) {
+      data.open = null;
+      for (const key of [...data.choice.keys()]) if (key.startsWith("field:")) data.choice.delete(key);
+    }
   } finally {
     trigger.disabled = false;
     await refresh();
   }
+}
+
+/** An input whose value outlives a re-render (the lists are redrawn when anything changes). */
+function kept(input) {
+  const key = `field:${input.id}`;
+  if (data.choice.has(key)) input.value = data.choice.get(key);
+  input.addEventListener("input", () => data.choice.set(key, input.value));
+  return input;
 }
 
 function reasonSelect(id, choiceKey, words = REASONS, fallback = "other") {
@@ -356,8 +367,8 @@ function renderOverflow() {
       }
       if (item.state === "assigned" && r.assignment?.to_pod === state.info.pod) {
         const safe = String(r.id).replace(/[^\w-]/g, "_");
-        const minutes = el("input", { id: `coord-min-${safe}`, type: "number", min: "1", max: "1440", inputmode: "numeric" });
-        const why = el("input", { id: `coord-ret-${safe}`, maxlength: "200", autocomplete: "off" });
+        const minutes = kept(el("input", { id: `coord-min-${safe}`, type: "number", min: "1", max: "1440", inputmode: "numeric" }));
+        const why = kept(el("input", { id: `coord-ret-${safe}`, maxlength: "200", autocomplete: "off" }));
         li.append(
           el("p", {}, el("label", { for: minutes.id }, t("coordinate.overflow.minutes")), minutes),
           el("p", {}, button(t("coordinate.overflow.done-button"), (ev) => done(ev.currentTarget, item, minutes))),
@@ -435,7 +446,7 @@ function renderReports() {
         el("p", { class: "meta" }, when(report.ts)),
       );
       if (report.sealed) li.append(el("p", { class: "hint" }, t("coordinate.reports.sealed")));
-      const note = el("input", { id: `coord-note-${safe}`, maxlength: "500", autocomplete: "off" });
+      const note = kept(el("input", { id: `coord-note-${safe}`, maxlength: "500", autocomplete: "off" }));
       li.append(
         el("p", {}, el("label", { for: note.id }, t("coordinate.reports.note")), note),
         el("p", { class: "coord-actions" }, button(t("coordinate.reports.resolve"), (ev) => resolve(ev.currentTarget, report, note.value.trim()))),
@@ -597,6 +608,14 @@ let lastRest = null;
 
 function render() {
   if (!state.member || !isCoordinator() || !state.info) return;
+  // Redrawing replaces the lists: keep the focus (and the caret) where the person was.
+  const active = document.activeElement;
+  const inside = active && $("view-coordinate").contains(active);
+  const focused = inside && active.id ? active.id : null;
+  const caret = focused && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+  // a button without an id: found again by its list, its item and its words
+  const row = inside && !focused ? active.closest("li[data-id]") : null;
+  const spot = row ? { list: row.parentElement?.id, id: row.dataset.id, words: active.textContent } : null;
   $("coord-menu").replaceChildren(
     ...SECTIONS.map((s) => el("a", { href: `#coordinate/${s}` }, t(`coordinate.${s}.heading`))),
   );
@@ -605,6 +624,21 @@ function render() {
       fn();
     } catch {
       // one section's trouble with odd data must not blank the others
+    }
+  }
+  let again = focused ? $(focused) : null;
+  if (spot?.list) {
+    const item = [...($(spot.list)?.children ?? [])].find((li) => li.dataset.id === spot.id);
+    again = [...(item?.querySelectorAll("button") ?? [])].find((b) => b.textContent === spot.words) ?? null;
+  }
+  if (again && again !== document.activeElement) {
+    again.focus({ preventScroll: true });
+    if (caret) {
+      try {
+        again.setSelectionRange(...caret);
+      } catch {
+        // number inputs have no caret
+      }
     }
   }
 }
