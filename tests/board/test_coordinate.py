@@ -346,6 +346,31 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     assert referral["referral"]["assignment"]["to_pod"] == oak_id
     cora.shot("coordinate-7-overflow-done")
 
+    # Another: assigned to Oak Lane, which hands it back; open again on Elm Street.
+    (groceries,) = amara.need("Groceries for Mr K", category="groceries", urgency="normal")
+    item(cora, "#coord-refer-list li", "Groceries for Mr K").get_by_role(
+        "button", name="Refer to neighbours: Groceries for Mr K"
+    ).click()
+    status_says(cora, "#coord-overflow-result", "Passed on.")
+    item(bea, "#coord-in-list li", "Elm Street: Groceries · Soon").get_by_role(
+        "button", name="Offer to help"
+    ).click()
+    status_says(bea, "#coord-overflow-result", "Offer sent.")
+    item(cora, "#coord-out-list li[data-state=offered]", "Groceries").get_by_role(
+        "button", name="Give it to Oak Lane"
+    ).click()
+    status_says(cora, "#coord-overflow-result", "Assigned to Oak Lane.")
+    back = item(bea, "#coord-in-list li[data-state=assigned]", "Groceries")
+    back.get_by_label("Why you cannot take it (optional)").fill("No driver after all")
+    back.get_by_role("button", name="Hand it back").click()
+    status_says(bea, "#coord-overflow-result", "Handed back. The need is open again at Elm Street.")
+    item(bea, "#coord-in-list li[data-state=returned]", "You handed it back")
+    item(cora, "#coord-out-list li[data-state=returned]", "Returned by Oak Lane")
+    item(cora, "#coord-refer-list li", "Groceries for Mr K")  # can be passed on anew
+    returned = [i for i in coordinator.get("/v1/overflow")["outgoing"] if i["state"] == "returned"]
+    assert [i["referral"]["need"] for i in returned] == [groceries]
+    assert returned[0]["referral"]["closing"]["reason"] == "No driver after all"
+
     # An offer Amara made public reached Oak Lane; Elm Street erases it, Oak Lane confirms.
     public = Poster(elm.url, amara_key, elm_id, scope="public")
     (offer_id,) = public.post(
