@@ -301,6 +301,7 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     )
     amara_key = member(elm, tmp_path, "amara")
     amara = Poster(elm.url, amara_key, elm_id)
+    amara.post([amara.sign("profile.set", {"name": "Amara"})])
     (need,) = amara.need("Ride to dialysis on Tuesday", category="ride", urgency="high")
     for who in (cora, bea):
         who.page.click("#tabs a[href='#coordinate']")
@@ -393,6 +394,46 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     (listed,) = coordinator.get("/v1/erasures")["erasures"]
     assert listed["target"] == offer_id and listed["confirmed"] == [oak_id]
     cora.shot("coordinate-8-erasure-confirmed")
+
+    # Amara is in Oak Lane too. Elm Street blocks her and tells its neighbours; Oak Lane's
+    # coordinator sees the advice (nothing applied by itself) and adopts it.
+    kith(
+        "member",
+        "add",
+        "--key-file",
+        str(tmp_path / "amara.key"),
+        "--dir",
+        str(oak.dir),
+        "--url",
+        oak.url,
+    )
+    on_oak = Poster(oak.url, amara_key, oak_id)
+    on_oak.post([on_oak.sign("profile.set", {"name": "Amara"})])
+    item(cora, "#coord-members-list li", "Amara").get_by_role("button", name="Block Amara…").click()
+    panel = cora.page.locator("#coord-members-list .coord-confirm")
+    panel.get_by_label("Why (one word, seen by every pod)").select_option("fraud")
+    panel.get_by_label("Also tell our neighbouring pods").check()
+    panel.get_by_role("button", name="Yes, block Amara").click()
+    status_says(
+        cora, "#coord-members-result", "Amara is blocked from now. Neighbouring pods are told"
+    )
+    advice = item(bea, "#coord-advice-list li", "Elm Street blocked Amara (fraud or scams)")
+    assert "Nothing happens unless you adopt it." in advice.inner_text()
+    oak_node = KithClient(oak.url, oak.node_key().signing_key())
+    assert {p["key"]: p for p in oak_node.get("/v1/members")}[amara_key.public_b64][
+        "status"
+    ] == "active"
+    bea.shot("coordinate-9-advice-phone")
+    advice.get_by_role("button", name="Block them here too").click()
+    status_says(bea, "#coord-reports-result", "Amara is blocked here too, from now.")
+    item(bea, "#coord-advice-list li", "Adopted: blocked here too")
+    assert {p["key"]: p for p in oak_node.get("/v1/members")}[amara_key.public_b64][
+        "status"
+    ] == "blocked"
+    (adopted,) = [
+        a for a in oak_node.get("/v1/moderation")["advisories"] if a["direction"] == "incoming"
+    ]
+    assert adopted["status"] == "adopted" and adopted["reason"] == "fraud"
     for who in (cora, bea):
         assert axe_violations(who) == [], who.name
         assert who.errors == [], (who.name, who.errors)

@@ -13,6 +13,8 @@ import {
 
 /** Why a coordinator blocks, unblocks or removes someone: one word each (protocol/kinds.py). */
 const REASONS = ["harassment", "abuse", "threats", "fraud", "spam", "safety", "left", "asked", "resolved", "mistake", "other"];
+/** The words a block advice to neighbours may carry (protocol/kinds.py AdvisoryReason). */
+const ADVISORY_REASONS = ["harassment", "abuse", "threats", "fraud", "spam", "other"];
 const SCOPES = ["pod", "peers", "public"];
 const SECTIONS = ["overflow", "reports", "members", "erasure"];
 
@@ -173,7 +175,7 @@ function reasonSelect(id, choiceKey, words = REASONS, fallback = "other") {
 }
 
 /** A confirmation step: `text`, maybe a reason select, "Yes, …" and "Cancel". */
-function confirmPanel(key, text, yesLabel, onYes, { reasons = true, fallback = "other" } = {}) {
+function confirmPanel(key, text, yesLabel, onYes, { reasons = true, fallback = "other", advise = false } = {}) {
   const id = `coord-why-${key.replace(/[^\w-]/g, "_")}`;
   const panel = el("div", { class: "coord-confirm", role: "group", "aria-label": yesLabel }, el("p", {}, text));
   let select = null;
@@ -181,7 +183,14 @@ function confirmPanel(key, text, yesLabel, onYes, { reasons = true, fallback = "
     select = reasonSelect(id, key, REASONS, fallback);
     panel.append(el("p", {}, el("label", { for: id }, t("coordinate.why.label")), select));
   }
-  const yes = button(yesLabel, (ev) => onYes(ev.currentTarget, select?.value ?? null), { class: "danger" });
+  let tell = null;
+  if (advise) {
+    tell = el("input", { id: `${id}-advise`, type: "checkbox" });
+    tell.checked = data.choice.get(`${key}:advise`) === "yes";
+    tell.addEventListener("change", () => data.choice.set(`${key}:advise`, tell.checked ? "yes" : "no"));
+    panel.append(el("p", { class: "coord-check" }, tell, " ", el("label", { for: tell.id }, t("coordinate.advise.label"))));
+  }
+  const yes = button(yesLabel, (ev) => onYes(ev.currentTarget, select?.value ?? null, Boolean(tell?.checked)), { class: "danger" });
   const no = button(t("coordinate.cancel"), () => {
     data.open = null;
     render();
@@ -388,7 +397,15 @@ function member(key) {
   return state.people.find((p) => p.key === person) ?? null;
 }
 
-async function blockFromReport(trigger, report, reason, note) {
+/** Tell direct peers of a block just made (`block.advised`, peers scope): a key, a word, an id. */
+async function advise(key, reason, blocked, said) {
+  const word = ADVISORY_REASONS.includes(reason) ? reason : "other";
+  const outcome = await publish("block.advised", { key, reason: word, blocked }, "peers");
+  if (!outcome.changed) return [false, t("coordinate.advise.failed", { said, reason: outcome.text })];
+  return [true, `${said} ${t("coordinate.advise.done")}`];
+}
+
+async function blockFromReport(trigger, report, reason, note, tell = false) {
   await act(trigger, $("coord-reports-result"), async () => {
     const key = report.about_person ?? personOf(report.about);
     const blocked = await rosterAct("member.blocked", key, reason);
@@ -396,7 +413,8 @@ async function blockFromReport(trigger, report, reason, note) {
     const resolved = await resolveReport(report.id, note || reasonWord(reason), blocked.id);
     const who = personName(key);
     if (!resolved.changed) return [false, t("coordinate.reports.blocked-not-resolved", { who, reason: resolved.text })];
-    return [true, t("coordinate.reports.blocked", { who })];
+    const said = t("coordinate.reports.blocked", { who });
+    return tell ? advise(key, reason, blocked.id, said) : [true, said];
   });
 }
 
@@ -457,7 +475,7 @@ function renderReports() {
         const key = `block-report:${report.id}`;
         const panel = el("div", { "data-panel": key });
         if (data.open === key) {
-          panel.append(confirmPanel(key, t("coordinate.members.block-confirm", { who: personName(who.key) }), t("coordinate.members.block-yes", { who: personName(who.key) }), (b, reason) => blockFromReport(b, report, reason, note.value.trim())));
+          panel.append(confirmPanel(key, t("coordinate.members.block-confirm", { who: personName(who.key) }), t("coordinate.members.block-yes", { who: personName(who.key) }), (b, reason, tell) => blockFromReport(b, report, reason, note.value.trim(), tell), { advise: true }));
         } else {
           panel.append(opener(key, t("coordinate.reports.block", { who: personName(who.key) })));
         }
@@ -496,12 +514,13 @@ function renderReports() {
 
 // --- members ----------------------------------------------------------------------------
 
-async function memberAct(trigger, kind, who, reason) {
+async function memberAct(trigger, kind, who, reason, tell = false) {
   await act(trigger, $("coord-members-result"), async () => {
     const outcome = await rosterAct(kind, who.key, reason);
     if (!outcome.changed) return [false, outcome.text];
     await refreshPeople();
-    return [true, t(kind === "member.removed" ? "coordinate.members.removed" : "coordinate.members.blocked", { who: personName(who.key) })];
+    const said = t(kind === "member.removed" ? "coordinate.members.removed" : "coordinate.members.blocked", { who: personName(who.key) });
+    return tell ? advise(who.key, reason, outcome.id, said) : [true, said];
   });
 }
 
@@ -521,7 +540,7 @@ function renderMembers() {
       const panelKey = data.open?.endsWith(`:${p.key}`) && data.open.startsWith("member-") ? data.open : null;
       const panel = el("div", { "data-panel": panelKey ?? "" });
       if (panelKey === `member-block:${p.key}`) {
-        panel.append(confirmPanel(panelKey, t("coordinate.members.block-confirm", { who: personName(p.key) }), t("coordinate.members.block-yes", { who: personName(p.key) }), (b, reason) => memberAct(b, "member.blocked", p, reason)));
+        panel.append(confirmPanel(panelKey, t("coordinate.members.block-confirm", { who: personName(p.key) }), t("coordinate.members.block-yes", { who: personName(p.key) }), (b, reason, tell) => memberAct(b, "member.blocked", p, reason, tell), { advise: true }));
       } else if (panelKey === `member-remove:${p.key}`) {
         panel.append(confirmPanel(panelKey, t("coordinate.members.remove-confirm", { who: personName(p.key) }), t("coordinate.members.remove-yes", { who: personName(p.key) }), (b, reason) => memberAct(b, "member.removed", p, reason), { fallback: "left" }));
       } else {
