@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.federation_bench
 	$(BIN)/python -m bench.overflow_bench
 	$(BIN)/python -m bench.life_bench
+	$(BIN)/python -m bench.board_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov

@@ -61,6 +61,15 @@ class _FeedsFile(msgspec.Struct, kw_only=True):
     feeds: list[Feed] = msgspec.field(default_factory=list)
 
 
+def _feed_id() -> str:
+    """A new feed's id, 12 base64url characters, never starting with ``-`` (a person types it
+    after ``kith calendar feed revoke``, where a leading dash would read as an option)."""
+    while True:
+        feed_id = b64e(secrets.token_bytes(9))
+        if not feed_id.startswith("-"):
+            return feed_id
+
+
 def _digest(capability: str) -> str:
     return b64e(hashlib.sha256(capability.encode()).digest())
 
@@ -84,7 +93,7 @@ class FeedBook:
             )
         capability = b64e(secrets.token_bytes(CAPABILITY_BYTES))
         feed = Feed(
-            id=b64e(secrets.token_bytes(9)),
+            id=_feed_id(),
             person=person,
             digest=_digest(capability),
             created_ms=now_ms,

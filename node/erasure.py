@@ -19,18 +19,14 @@ a restart or a repeated wake-up never signs twice. Only a serving node does them
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from node.access import Reader
+from node.duties import DutyLoop, Todo
 from node.ingest import Committed, Ingestor, Result
 from node.projections import erasures
 from node.projections.facts import COORDINATING_ROLES
-from node.signing import Signer
 from node.store.base import Store
 from protocol.crypto import SigningKey
 from protocol.envelope import Scope
@@ -38,8 +34,6 @@ from protocol.kinds import is_redactable
 from protocol.reasons import KithError
 
 __all__ = ["DAY_MS", "ErasureDuties", "ErasureRefused", "SignYourOwn"]
-
-log = logging.getLogger("kith.erasure")
 
 DAY_MS = 24 * 3600 * 1000
 #: How often the node looks for needs past the pod's retention (besides at start).
@@ -71,20 +65,15 @@ class SignYourOwn(ErasureRefused):
         self.scope = scope
 
 
-@dataclass(frozen=True)
-class _Todo:
-    kind: str
-    body: dict[str, str]
-    scope: Scope
-
-
-class ErasureDuties:
+class ErasureDuties(DutyLoop):
     """Receipts and retention the node signs on its own, and erasures it signs on request.
 
     ``peers`` gives the pods of the direct peers (the federation allowlist), ``retention_days``
     the pod's setting (``None``: keep), ``clock`` the time retention is measured at (seconds,
     like the ingestor's clock; the events are still signed at the ingestor's time).
     """
+
+    name = "erasure"
 
     def __init__(
         self,
@@ -98,96 +87,41 @@ class ErasureDuties:
         clock: Callable[[], float] | None = None,
         period_s: float = RETENTION_PERIOD_S,
     ) -> None:
-        self.pod = pod
-        self.key = key
-        self.ingest = ingest
-        self.store = store
+        super().__init__(pod=pod, key=key, ingest=ingest, store=store, period_s=period_s)
         self.peers = peers
         self.retention_days = retention_days
         self._clock = clock
-        self._period_s = period_s
-        self.signer = Signer(pod=pod, ingest=ingest)
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._lock = asyncio.Lock()
-        #: Events the node signed on its own, by kind (metrics; never personal data).
-        self.signed: dict[str, int] = {}
 
     def now_ms(self) -> int:
         """The time retention is measured at."""
         return int(self._clock() * 1000) if self._clock is not None else self.ingest.now_ms()
 
-    # -- life cycle -------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Listen to commits, do what is due now, and look again every ``period_s``."""
-        self.ingest.listeners.append(self._on_commit)
-        self._tasks = [
-            asyncio.create_task(self._loop(), name="kith-erasure"),
-            asyncio.create_task(self._tick(), name="kith-erasure-tick"),
-        ]
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop listening; a duty in progress is cancelled between two signatures."""
-        with contextlib.suppress(ValueError):
-            self.ingest.listeners.remove(self._on_commit)
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-
-    def _on_commit(self, committed: list[Committed]) -> None:
-        # A redaction, or a neighbour's event that may be the target of one held here.
-        if any(
+    def wakes(self, committed: list[Committed]) -> bool:
+        """Whether a commit holds a redaction, or a neighbour's event that may be the target of
+        one held here."""
+        return any(
             c.event.kind == "event.redacted" or (c.event.pod != self.pod and c.event.body is None)
             for c in committed
-        ):
-            self._wake.set()
+        )
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self._period_s)
-            self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.run_due()
-            except Exception:  # pragma: no cover - never let one bad duty stop the others
-                log.exception("erasure duty failed")
-
-    async def run_due(self) -> int:
-        """Sign every receipt and retention redaction due now; how many events were signed."""
-        async with self._lock:
-            peers = frozenset(self.peers())
-            days = self.retention_days()
-            before = None if not days else self.now_ms() - days * DAY_MS
-            todos = await self.store.read(lambda conn: self._due(conn, peers, before))
-            done = 0
-            for todo in todos:
-                result = await self.signer.post(self.key, todo.kind, todo.body, scope=todo.scope)
-                if result.ok:
-                    done += 1
-                    self.signed[todo.kind] = self.signed.get(todo.kind, 0) + 1
-                else:
-                    log.warning("erasure duty %s refused: %s", todo.kind, result.reason)
-            return done
+    async def todos(self) -> list[Todo]:
+        """Every receipt and retention redaction due now."""
+        peers = frozenset(self.peers())
+        days = self.retention_days()
+        before = None if not days else self.now_ms() - days * DAY_MS
+        return await self.store.read(lambda conn: self._due(conn, peers, before))
 
     # -- duties -----------------------------------------------------------------------
 
     def _due(
         self, conn: sqlite3.Connection, peers: frozenset[str], closed_before: int | None
-    ) -> list[_Todo]:
+    ) -> list[Todo]:
         todos = self._receipts(conn, peers)
         if closed_before is not None:
             todos += self._retention(conn, closed_before)
         return todos
 
-    def _receipts(self, conn: sqlite3.Connection, peers: frozenset[str]) -> list[_Todo]:
+    def _receipts(self, conn: sqlite3.Connection, peers: frozenset[str]) -> list[Todo]:
         """A receipt for each erased target of a direct peer's pod not yet confirmed here.
 
         Only a peer's pod can count a receipt (peers scope reaches direct peers only), so
@@ -203,7 +137,7 @@ class ErasureDuties:
             " ORDER BY ts, id",
             (*sorted(peers), self.pod, self.pod),
         ).fetchall()
-        todos: list[_Todo] = []
+        todos: list[Todo] = []
         confirmed: set[str] = set()
         for rid, pod, scope, target, author, person, role in rows:
             if target in confirmed:
@@ -221,10 +155,10 @@ class ErasureDuties:
             if status != "erased" or head is None or head.has_body:
                 continue  # waiting for the target, refused, or (never) still holding a body
             confirmed.add(target)
-            todos.append(_Todo("erasure.confirmed", {"redaction": rid, "target": target}, "peers"))
+            todos.append(Todo("erasure.confirmed", {"redaction": rid, "target": target}, "peers"))
         return todos
 
-    def _retention(self, conn: sqlite3.Connection, closed_before: int) -> list[_Todo]:
+    def _retention(self, conn: sqlite3.Connection, closed_before: int) -> list[Todo]:
         """The redactions of this pod's needs that closed before ``closed_before``."""
         todos = []
         for target in erasures.needs_past_retention(
@@ -237,7 +171,7 @@ class ErasureDuties:
             head = erasures.target_head(conn, target)
             if asked is None and head is not None and head.has_body:
                 scope: Scope = head.scope  # type: ignore[assignment]
-                todos.append(_Todo("event.redacted", {"target": target}, scope))
+                todos.append(Todo("event.redacted", {"target": target}, scope))
         return todos
 
     # -- erasure on request -------------------------------------------------------------
@@ -278,5 +212,5 @@ class ErasureDuties:
         result = await self.signer.post(self.key, "event.redacted", {"target": target}, scope=scope)
         if not result.ok:  # pragma: no cover - the node key may erase any of its pod's events
             raise ErasureRefused(result.reason or "refused", result.message or "refused")
-        self.signed["event.redacted"] = self.signed.get("event.redacted", 0) + 1
+        self.count_signed("event.redacted")
         return result

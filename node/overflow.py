@@ -21,21 +21,17 @@ arrive sealed by the coordinator's client to the receiving pod's coordinators.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from node import projections
+from node.duties import DutyLoop, Todo
 from node.ingest import Committed, Ingestor, Result
 from node.projections.overflow import Move, ReferralView, Refusal, check_move, shown_state
 from node.projections.views import NeedView
 from node.roster import Roster
-from node.signing import Signer
 from node.store.base import Store
 from protocol.crypto import SigningKey
 from protocol.envelope import Scope
@@ -51,8 +47,6 @@ __all__ = [
     "coordinator_box_keys",
     "referral_body",
 ]
-
-log = logging.getLogger("kith.overflow")
 
 #: A referral is passed on at most this many times unless the coordinator says otherwise.
 DEFAULT_HOPS = 2
@@ -125,82 +119,32 @@ def coordinator_box_keys(roster: Roster, pod: str) -> list[str]:
     return sorted(roster.box_keys(pod, coordinators_only=True))
 
 
-@dataclass
-class _Todo:
-    kind: str
-    body: dict[str, Any]
-    scope: Scope
-
-
-class Duties:
+class Duties(DutyLoop):
     """The overflow events this node signs on its own, and the moves it signs on request."""
 
+    name = "overflow"
+
     def __init__(self, *, pod: str, key: SigningKey, ingest: Ingestor, store: Store) -> None:
-        self.pod = pod
-        self.key = key
-        self.ingest = ingest
-        self.store = store
-        self.signer = Signer(pod=pod, ingest=ingest)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        #: Events the node signed on its own, by kind; moves it refused, by reason (metrics).
-        self.signed: dict[str, int] = {}
+        super().__init__(pod=pod, key=key, ingest=ingest, store=store)
+        #: Moves the node refused, by reason (metrics).
         self.refused: dict[str, int] = {}
 
     def count_refusal(self, reason: str) -> None:
         """Count a move the node would not sign (its stable reason: never personal data)."""
         self.refused[reason] = self.refused.get(reason, 0) + 1
 
-    # -- life cycle -------------------------------------------------------------------
+    def wakes(self, committed: list[Committed]) -> bool:
+        """Whether a committed event is of a kind that may leave a duty."""
+        return any(c.event.kind in _DUTY_KINDS for c in committed)
 
-    def start(self) -> None:
-        """Listen to commits and do what is due now (a restart picks up where it stopped)."""
-        self.ingest.listeners.append(self._on_commit)
-        self._task = asyncio.create_task(self._loop(), name="kith-overflow")
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop listening; a duty in progress finishes first."""
-        with contextlib.suppress(ValueError):
-            self.ingest.listeners.remove(self._on_commit)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def _on_commit(self, committed: list[Committed]) -> None:
-        if any(c.event.kind in _DUTY_KINDS for c in committed):
-            self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.run_due()
-            except Exception:  # pragma: no cover - never let one bad duty stop the others
-                log.exception("overflow duty failed")
-
-    async def run_due(self) -> int:
-        """Sign every duty due now; returns how many events were signed."""
-        async with self._lock:
-            todos = await self.store.read(self._due)
-            done = 0
-            for todo in todos:
-                result = await self._post(todo.kind, todo.body, todo.scope)
-                if result.ok:
-                    done += 1
-                    self.signed[todo.kind] = self.signed.get(todo.kind, 0) + 1
-                else:
-                    log.warning("overflow duty %s refused: %s", todo.kind, result.reason)
-            return done
+    async def todos(self) -> list[Todo]:
+        """Every overflow duty due now."""
+        return await self.store.read(self._due)
 
     # -- duties -----------------------------------------------------------------------
 
-    def _due(self, conn: sqlite3.Connection) -> list[_Todo]:
-        todos: list[_Todo] = []
+    def _due(self, conn: sqlite3.Connection) -> list[Todo]:
+        todos: list[Todo] = []
         rows = conn.execute(
             "SELECT view FROM pj_referrals WHERE valid = 1 AND state != 'referred'"
             " AND state != 'offered' AND (pod = ? OR to_pod = ?)",
@@ -218,7 +162,7 @@ class Duties:
                 todos.extend(self._as_origin(conn, view))
         return todos
 
-    def _as_assignee(self, conn: sqlite3.Connection, view: ReferralView) -> list[_Todo]:
+    def _as_assignee(self, conn: sqlite3.Connection, view: ReferralView) -> list[Todo]:
         local = _local_need(conn, self.pod, view.id)
         todos = []
         if local is None and view.state == "assigned":
@@ -234,24 +178,24 @@ class Duties:
                 body["window"] = {"start": view.window.start, "end": view.window.end}
             if view.minutes_estimate is not None:
                 body["minutes_estimate"] = view.minutes_estimate
-            todos.append(_Todo("need.posted", body, "pod"))
+            todos.append(Todo("need.posted", body, "pod"))
         elif local is not None and view.state == "assigned" and local.status == "fulfilled":
             minutes = local.fulfilment.minutes if local.fulfilment is not None else None
             body = {"referral": view.id}
             if minutes:
                 body["minutes"] = minutes
-            todos.append(_Todo("overflow.fulfilled", body, "peers"))
+            todos.append(Todo("overflow.fulfilled", body, "peers"))
         elif (
             local is not None
             and view.state == "returned"
             and local.status not in ("fulfilled", "withdrawn")
         ):
             reason = "returned to the pod that referred it"
-            todos.append(_Todo("need.withdrawn", {"need": local.id, "reason": reason}, "pod"))
+            todos.append(Todo("need.withdrawn", {"need": local.id, "reason": reason}, "pod"))
         todos.extend(self._clearing(view))
         return todos
 
-    def _as_origin(self, conn: sqlite3.Connection, view: ReferralView) -> list[_Todo]:
+    def _as_origin(self, conn: sqlite3.Connection, view: ReferralView) -> list[Todo]:
         todos = self._clearing(view)
         closing = view.closing
         if view.need is not None and closing is not None and closing.outcome == "fulfilled":
@@ -260,10 +204,10 @@ class Duties:
                 body: dict[str, Any] = {"need": need.id, "note": "met by a neighbour pod"}
                 if closing.minutes and closing.minutes <= 24 * 60:
                     body["minutes"] = closing.minutes
-                todos.append(_Todo("fulfilment.recorded", body, "pod"))
+                todos.append(Todo("fulfilment.recorded", body, "pod"))
         return todos
 
-    def _clearing(self, view: ReferralView) -> list[_Todo]:
+    def _clearing(self, view: ReferralView) -> list[Todo]:
         closing, assigned = view.closing, view.assignment
         if closing is None or closing.outcome != "fulfilled" or not closing.minutes:
             return []
@@ -274,7 +218,7 @@ class Duties:
         else:
             peer, minutes = view.pod, closing.minutes
         body = {"peer_pod": peer, "minutes": minutes, "referral": view.id}
-        return [_Todo("clearing.recorded", body, "peers")]
+        return [Todo("clearing.recorded", body, "peers")]
 
     # -- moves on request ---------------------------------------------------------------
 
@@ -362,14 +306,11 @@ class Duties:
             validate_body(kind, body)
         except RejectedEvent as exc:
             raise OverflowError(exc.reason, exc.message, status=400) from None
-        result = await self._post(kind, body, scope)
+        result = await self.signer.post(self.key, kind, body, scope=scope)
         if not result.ok:
             status = 400 if (result.reason or "").startswith("invalid") else 409
             raise OverflowError(result.reason or "refused", result.message or "refused", status)
         return result
-
-    async def _post(self, kind: str, body: dict[str, Any], scope: Scope) -> Result:
-        return await self.signer.post(self.key, kind, body, scope=scope)
 
 
 def _local_need(conn: sqlite3.Connection, pod: str, referral_id: str) -> NeedView | None:

@@ -184,6 +184,12 @@ Reason = Annotated[str, msgspec.Meta(max_length=200)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 #: A coarse area (a neighbourhood, a block) — never an address; addresses are sealed.
 Area = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+#: A language a person speaks, as a BCP-47-like tag (``es``, ``pt-BR``, ``zh-Hant-TW``): a
+#: primary subtag of 2–8 letters, then subtags of 1–8 letters or digits. Its shape only is
+#: checked (no registry: a pod may speak a language no list has yet).
+LanguageTag = Annotated[
+    str, msgspec.Meta(max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$(?!\n)")
+]
 
 
 class _BodyRule(ValueError):
@@ -333,6 +339,8 @@ class ProfileSet(Body, frozen=True, kw_only=True):
 
     name: Name | None = None
     pronouns: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    #: The languages they speak, most fluent first (at most 8).
+    languages: Annotated[list[LanguageTag], msgspec.Meta(max_length=8)] | None = None
     contact: SealedField | None = None
     about: Note | None = None
 

@@ -17,7 +17,9 @@ import { view as me } from "./views/me.js";
 import { view as join } from "./views/join.js";
 
 /** Every view, in tab order; a view may be `null` while it is being built. */
-const VIEWS = [needs, offers, hours, decide, calendar, coordinate, invite, me, join].filter(Boolean);
+// `join` before `me`: someone not in the pod yet opens on joining (`me` shows them only the
+// device code, for a device of someone who is a member already).
+const VIEWS = [needs, offers, hours, decide, calendar, coordinate, invite, join, me].filter(Boolean);
 /** What the stream follows besides the views' kinds: the roster and names. */
 const ALWAYS = ["pod.*", "member.*", "profile.set"];
 
@@ -84,8 +86,12 @@ function onRoster(head, body) {
       else state.names.delete(person);
       for (const v of VIEWS) v.render?.();
     }
-  } else if (head.kind === "member.added" && body?.key === state.keys.key && !state.member) {
-    rejoin(); // just added: read again as a member, from the start
+  } else if (
+    (head.kind === "member.added" || head.kind === "member.key_added") &&
+    body?.key === state.keys.key &&
+    !state.member
+  ) {
+    rejoin(); // just added, or linked as a device of a member: read again as a member, from the start
   } else if (head.kind.startsWith("member.") && state.member) {
     loadPeople().then(renderAll);
   }

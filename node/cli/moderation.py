@@ -129,12 +129,32 @@ def _resolve(pod: Pod, report: str | None, action: dict[str, Any], note: str | N
     print_result("report.resolved", pod.post("report.resolved", body, scope="pod"))
 
 
-def cmd_block(args: argparse.Namespace) -> int:
-    """``kith member block KEY``: block a person (from now), maybe adopting or advising."""
+def _coordinator_pod(args: argparse.Namespace, what: str) -> Pod:
+    """The pod, for a coordinator who is about to ``what`` (a block or a removal) — refused
+    before anything is signed for anyone else, or for a ``--note`` without its ``--report``."""
     if args.note and not args.report:
         raise KithError("--note goes with the report it resolves: give --report ID too")
     pod = Pod(args)
-    pod.require_coordinator("block")
+    pod.require_coordinator(what)
+    return pod
+
+
+def _sign_action(
+    pod: Pod, args: argparse.Namespace, kind: str, body: dict[str, Any], done: str
+) -> tuple[int, dict[str, Any]]:
+    """Sign ``kind`` (a block or a removal) and post it, say ``done`` once the node took it, and
+    resolve ``--report`` with it (its note: ``--note``, else the action's reason word)."""
+    result = pod.post(kind, body)
+    code = print_result(kind, result)
+    if code == 0:
+        print(done)
+    _resolve(pod, args.report, result, args.note or body.get("reason"))
+    return code, result
+
+
+def cmd_block(args: argparse.Namespace) -> int:
+    """``kith member block KEY``: block a person (from now), maybe adopting or advising."""
+    pod = _coordinator_pod(args, "block")
     key = pod.check_key(args.member)
     person = next((m for m in pod.members if m["key"] == key), None)
     if person is None and args.adopt is None:
@@ -148,15 +168,12 @@ def cmd_block(args: argparse.Namespace) -> int:
         reason = reason or advice["reason"]
     if reason:
         body["reason"] = reason
-    result = pod.post("member.blocked", body)
-    code = print_result("member.blocked", result)
-    if code == 0:
-        print(
-            f"Blocked {key} from {_said(body['effective'])}: their later events are kept but"
-            " neither shown nor delivered. The block and its reason word are public (roster"
-            " events are); a note stays with the report, in the pod."
-        )
-    _resolve(pod, args.report, result, args.note or reason)
+    done = (
+        f"Blocked {key} from {_said(body['effective'])}: their later events are kept but"
+        " neither shown nor delivered. The block and its reason word are public (roster"
+        " events are); a note stays with the report, in the pod."
+    )
+    code, result = _sign_action(pod, args, "member.blocked", body, done)
     if args.advise and result.get("ok"):
         advice_body = {"key": key, "reason": args.advise, "blocked": result["id"]}
         code = print_result("block.advised", pod.post("block.advised", advice_body, scope="peers"))
@@ -214,10 +231,7 @@ def cmd_unblock(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """``kith member remove KEY``: remove a person from now (or a stated earlier position)."""
-    if args.note and not args.report:
-        raise KithError("--note goes with the report it resolves: give --report ID too")
-    pod = Pod(args)
-    pod.require_coordinator("remove members")
+    pod = _coordinator_pod(args, "remove members")
     person = pod.person(args.member)
     key = person["key"]
     if person["status"] == "removed":
@@ -225,15 +239,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"key": key, "effective": _positions(pod, key, args.effective)}
     if args.reason:
         body["reason"] = args.reason
-    result = pod.post("member.removed", body)
-    code = print_result("member.removed", result)
-    if code == 0:
-        print(
-            f"Removed {key} from {_said(body['effective'])}: what they did before stays (their"
-            " balance, claims and history); nothing they sign later counts."
-        )
-    _resolve(pod, args.report, result, args.note or args.reason)
-    return code
+    done = (
+        f"Removed {key} from {_said(body['effective'])}: what they did before stays (their"
+        " balance, claims and history); nothing they sign later counts."
+    )
+    return _sign_action(pod, args, "member.removed", body, done)[0]
 
 
 def register_member_actions(member_sub: Any) -> None:

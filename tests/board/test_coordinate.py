@@ -152,9 +152,7 @@ def test_coordinator_screens(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     # Ana's next post is refused, in words, on her own board.
     ana.page.fill("#title", "Help with the garden")
     ana.page.click("#post-button")
-    blocked_words = (
-        "A coordinator of this pod has blocked or removed this key, so it cannot post now."
-    )
+    blocked_words = "This device can no longer post for you: a coordinator blocked or removed you"
     status_says(ana, "#post-result", blocked_words, ok=False)
     ana.shot("coordinate-2-blocked-member")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +184,12 @@ class Poster:
 
 def member(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> SigningKey:
     """A new member key, added to the running pod with the real CLI."""
+    return read_key_file(member_key_file(pod, tmp_path, name, role)).signing_key()
+
+
+def member_key_file(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> Path:
+    """A new member's key file (``tmp_path / "<name>.key"``), added to the running pod with the
+    real CLI."""
     key_path = tmp_path / f"{name}.key"
     kith("key", "new", "--out", str(key_path))
     kith(
@@ -197,7 +204,66 @@ def member(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> Signing
         "--url",
         pod.url,
     )
-    return read_key_file(key_path).signing_key()
+    return key_path
+
+
+def pod_id(pod: Pod) -> str:
+    """The pod id in ``pod``'s data directory."""
+    return str(json.loads((pod.dir / "config.json").read_text())["pod"])
+
+
+class TwoPods:
+    """Two real pods, A and B, each a direct peer of the other, with people's key files in
+    ``root``; both started.
+
+    ``people`` lists ``(who, "a" or "b", role)``: each person has one key file, so a person may
+    belong to both pods; ``b_peer`` adds options to B's ``kith peer add`` of A
+    (``--credit-limit 30`` …).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        people: Sequence[tuple[str, str, str]],
+        *,
+        b_peer: Sequence[str] = (),
+    ) -> None:
+        self.root = root
+        self.a = self._init("A")
+        self.b = self._init("B")
+        fed = "ws://127.0.0.1:{}/v1/federation"
+        kith("peer", "add", fed.format(self.b.port), "--pod", pod_id(self.b),
+             "--dir", str(self.a.dir))  # fmt: skip
+        kith("peer", "add", fed.format(self.a.port), "--pod", pod_id(self.a),
+             "--dir", str(self.b.dir), *b_peer)  # fmt: skip
+        for who in dict.fromkeys(who for who, _, _ in people):
+            kith("key", "new", "--out", str(self.key(who)))
+        for who, side, role in people:
+            pod = {"a": self.a, "b": self.b}[side]
+            kith("member", "add", "--key-file", str(self.key(who)), "--role", role,
+                 "--dir", str(pod.dir))  # fmt: skip
+        self.a.start()
+        self.b.start()
+
+    def _init(self, name: str) -> Pod:
+        port = free_port()
+        kith("init", "--dir", str(self.root / name), "--name", f"Pod {name}", "--port", str(port))
+        return Pod(self.root / name, port)
+
+    def key(self, who: str) -> Path:
+        """``who``'s key file."""
+        return self.root / f"{who}.key"
+
+    def run(self, who: str, pod: Pod, *args: str, ok: bool = True) -> str:
+        """`kith ARGS --key WHO --url POD` — the output a person reads (stdout, or stderr)."""
+        proc = kith(*args, "--key", str(self.key(who)), "--url", pod.url, check=False)
+        assert (proc.returncode == 0) is ok, (args, proc.stdout, proc.stderr)
+        return proc.stdout if ok else proc.stderr
+
+    def stop(self) -> None:
+        """Stop both pods' nodes."""
+        self.a.stop()
+        self.b.stop()
 
 
 class StalledClient:

@@ -21,66 +21,26 @@ import pytest
 from node.client import KithClient
 from node.datadir import read_key_file
 from protocol.envelope import encode_envelope, sign_event
-from tests.integration.conftest import Pod, free_port, kith
-from tests.integration.test_overflow_cli import pod_id, wait_for
+from tests.integration.conftest import Pod, TwoPods, pod_id
+from tests.integration.test_overflow_cli import wait_for
 
 
-class Pods:
+class Pods(TwoPods):
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.a = self._init("A")
-        self.b = self._init("B")
-        fed = "ws://127.0.0.1:{}/v1/federation"
-        kith(
-            "peer",
-            "add",
-            fed.format(self.b.port),
-            "--pod",
-            pod_id(self.b),
-            "--dir",
-            str(self.a.dir),
-        )
-        kith(
-            "peer",
-            "add",
-            fed.format(self.a.port),
-            "--pod",
-            pod_id(self.a),
-            "--dir",
-            str(self.b.dir),
-        )
-        for who in ("amara", "cora", "bea", "mo"):
-            kith("key", "new", "--out", str(self.key(who)))
-        for who, pod, role in [
-            ("amara", self.a, "member"),
-            ("cora", self.a, "coordinator"),
-            ("mo", self.a, "member"),
-            ("bea", self.b, "coordinator"),
-            ("mo", self.b, "member"),  # Mo belongs to both pods
-        ]:
-            kith("member", "add", "--key-file", str(self.key(who)), "--role", role,
-                 "--dir", str(pod.dir))  # fmt: skip
-        self.a.start()
-        self.b.start()
-
-    def _init(self, name: str) -> Pod:
-        port = free_port()
-        kith("init", "--dir", str(self.root / name), "--name", f"Pod {name}", "--port", str(port))
-        return Pod(self.root / name, port)
-
-    def key(self, who: str) -> Path:
-        return self.root / f"{who}.key"
+        people = [
+            ("amara", "a", "member"),
+            ("cora", "a", "coordinator"),
+            ("mo", "a", "member"),
+            ("bea", "b", "coordinator"),
+            ("mo", "b", "member"),  # Mo belongs to both pods
+        ]
+        super().__init__(root, people)
 
     def public(self, who: str) -> str:
         return read_key_file(self.key(who)).public
 
     def client(self, who: str, pod: Pod) -> KithClient:
         return KithClient(pod.url, read_key_file(self.key(who)).signing_key())
-
-    def run(self, who: str, pod: Pod, *args: str, ok: bool = True) -> str:
-        proc = kith(*args, "--key", str(self.key(who)), "--url", pod.url, check=False)
-        assert (proc.returncode == 0) is ok, (args, proc.stdout, proc.stderr)
-        return proc.stdout if ok else proc.stderr
 
     def mo_posts_in(self, pod: Pod) -> dict[str, object]:
         """Mo signs a need as the next event of her pod log in ``pod`` (the head read by that
@@ -106,8 +66,7 @@ class Pods:
 def pods(tmp_path: Path) -> Iterator[Pods]:
     made = Pods(tmp_path)
     yield made
-    made.a.stop()
-    made.b.stop()
+    made.stop()
 
 
 def recorded(out: str, kind: str) -> str:

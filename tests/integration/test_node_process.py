@@ -11,31 +11,13 @@ import httpx
 from node.client import KithClient
 from protocol.crypto import SigningKey
 from protocol.envelope import encode_envelope, sign_event
-from tests.integration.conftest import Pod, kith
-
-
-def add_member(pod: Pod, tmp_path: Path, name: str, role: str = "member") -> Path:
-    key_path = tmp_path / f"{name}.key"
-    kith("key", "new", "--out", str(key_path))
-    kith(
-        "member",
-        "add",
-        "--key-file",
-        str(key_path),
-        "--role",
-        role,
-        "--dir",
-        str(pod.dir),
-        "--url",
-        pod.url,
-    )
-    return key_path
+from tests.integration.conftest import Pod, kith, member, member_key_file
 
 
 def test_post_query_restart(pod: Pod, tmp_path: Path) -> None:
     pod.start()
-    amara = add_member(pod, tmp_path, "amara", "coordinator")
-    bao = add_member(pod, tmp_path, "bao")
+    amara = member_key_file(pod, tmp_path, "amara", "coordinator")
+    bao = member_key_file(pod, tmp_path, "bao")
     out = kith(
         "post",
         "need",
@@ -92,10 +74,7 @@ def test_post_query_restart(pod: Pod, tmp_path: Path) -> None:
 
 def test_bad_input_is_rejected_with_reasons_and_nothing_else_lost(pod: Pod, tmp_path: Path) -> None:
     pod.start()
-    amara = add_member(pod, tmp_path, "amara")
-    from node.datadir import read_key_file
-
-    key = read_key_file(amara).signing_key()
+    key = member(pod, tmp_path, "amara")
     info = httpx.get(pod.url + "/.well-known/kith").json()
     now = int(time.time() * 1000)
     good = sign_event(
@@ -170,10 +149,7 @@ def test_bad_input_is_rejected_with_reasons_and_nothing_else_lost(pod: Pod, tmp_
 
 def test_kill_9_during_load_loses_no_acknowledged_event(pod: Pod, tmp_path: Path) -> None:
     pod.start()
-    amara = add_member(pod, tmp_path, "amara")
-    from node.datadir import read_key_file
-
-    key = read_key_file(amara).signing_key()
+    key = member(pod, tmp_path, "amara")
     pod_id = httpx.get(pod.url + "/.well-known/kith").json()["pod"]
     now = int(time.time() * 1000)
     envs = []

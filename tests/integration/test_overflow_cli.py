@@ -7,7 +7,6 @@ with their own key file, and the errors with their reasons.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,11 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Pod, free_port, kith
-
-
-def pod_id(pod: Pod) -> str:
-    return str(json.loads((pod.dir / "config.json").read_text())["pod"])
+from tests.integration.conftest import Pod, TwoPods, pod_id
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -30,67 +25,22 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
         time.sleep(0.05)
 
 
-class Pods:
+class Pods(TwoPods):
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.a = self._init("A")
-        self.b = self._init("B")
-        fed = "ws://127.0.0.1:{}/v1/federation"
-        kith(
-            "peer",
-            "add",
-            fed.format(self.b.port),
-            "--pod",
-            pod_id(self.b),
-            "--dir",
-            str(self.a.dir),
-        )
-        b_dir = str(self.b.dir)
-        kith(
-            "peer", "add", fed.format(self.a.port), "--pod", pod_id(self.a), "--dir", b_dir,
-            "--credit-limit", "30",
-        )  # fmt: skip
-        for who, pod, role in [
-            ("amara", self.a, "member"),
-            ("cora", self.a, "coordinator"),
-            ("bao", self.b, "member"),
-            ("bea", self.b, "coordinator"),
-        ]:
-            kith("key", "new", "--out", str(self.key(who)))
-            kith(
-                "member",
-                "add",
-                "--key-file",
-                str(self.key(who)),
-                "--role",
-                role,
-                "--dir",
-                str(pod.dir),
-            )
-        self.a.start()
-        self.b.start()
-
-    def _init(self, name: str) -> Pod:
-        port = free_port()
-        kith("init", "--dir", str(self.root / name), "--name", f"Pod {name}", "--port", str(port))
-        return Pod(self.root / name, port)
-
-    def key(self, who: str) -> Path:
-        return self.root / f"{who}.key"
-
-    def run(self, who: str, pod: Pod, *args: str, ok: bool = True) -> str:
-        """`kith ARGS --key WHO --url POD` — the output a person reads (stdout, or stderr)."""
-        proc = kith(*args, "--key", str(self.key(who)), "--url", pod.url, check=False)
-        assert (proc.returncode == 0) is ok, (args, proc.stdout, proc.stderr)
-        return proc.stdout if ok else proc.stderr
+        people = [
+            ("amara", "a", "member"),
+            ("cora", "a", "coordinator"),
+            ("bao", "b", "member"),
+            ("bea", "b", "coordinator"),
+        ]
+        super().__init__(root, people, b_peer=("--credit-limit", "30"))
 
 
 @pytest.fixture
 def pods(tmp_path: Path) -> Iterator[Pods]:
     made = Pods(tmp_path)
     yield made
-    made.a.stop()
-    made.b.stop()
+    made.stop()
 
 
 def last_id(output: str) -> str:

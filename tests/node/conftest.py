@@ -8,7 +8,10 @@ say *what* happens — "Ada posts a need", "the node adds Ada" — and get exact
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import msgspec
 import pytest
 
 from node import projections
+from node.datadir import DataDir
 from node.ingest import Ingestor
 from node.store.sqlite import SQLiteStore
 from protocol.crypto import SigningKey
@@ -254,14 +258,20 @@ class LiveNode:
 
     async def results(self, *envs: Envelope) -> list[dict[str, Any]]:
         """``POST /v1/events`` of ``envs``; the results, every one accepted."""
-        from protocol.envelope import encode_envelope
-
-        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
-        response = await self.client.post("/v1/events", content=body)
-        assert response.status_code == 200, response.text
-        results: list[dict[str, Any]] = response.json()["results"]
+        results = await post_events(self.client, *envs)
         assert all(r["ok"] for r in results), results
         return results
+
+
+async def post_events(client: Any, *envs: Envelope) -> list[dict[str, Any]]:
+    """``POST /v1/events`` of ``envs`` through a test ``client``; the results, whatever they say."""
+    from protocol.envelope import encode_envelope
+
+    body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
+    response = await client.post("/v1/events", content=body)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
 
 
 async def live_node(datadir: Any, name: str) -> AsyncIterator[tuple[Any, Any, PodBuilder]]:
@@ -278,3 +288,75 @@ async def live_node(datadir: Any, name: str) -> AsyncIterator[tuple[Any, Any, Po
     pod.node = node.key
     async with AsyncTestClient(app=build_app(node)) as client:
         yield client, node, pod
+
+
+# --- a real node serving HTTP on loopback -------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def init(path: Path, *extra: str) -> DataDir:
+    """``kith init`` on a port nothing listens on (so online commands fall back offline)."""
+    from node.cli import main
+
+    assert (
+        main(["init", "--dir", str(path), "--name", "Elm", "--port", str(free_port()), *extra]) == 0
+    )
+    return DataDir(path)
+
+
+@dataclass
+class Served:
+    """A node serving HTTP from a thread: its data directory and its URL."""
+
+    data: DataDir
+    url: str
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start real nodes serving HTTP on loopback ports from threads (uvicorn, as `kith serve`).
+
+    ``serve(*init_args, name="served")`` runs ``kith init`` in ``tmp_path / name`` with
+    ``init_args`` (``"--roster", "peers"`` …) and serves it; every node is stopped at teardown.
+    """
+    import uvicorn
+
+    from node.api import build_app
+    from node.app import Node
+
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(*init_args: str, name: str = "served") -> Served:
+        data = init(tmp_path / name, *init_args)
+        port = free_port()
+        app = build_app(Node(data))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, name="kith-test-server", daemon=True)
+        thread.start()
+        running.append((server, thread))
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return Served(data, f"http://127.0.0.1:{port}")
+
+    yield start
+    for server, _ in running:
+        server.should_exit = True
+    for _, thread in running:
+        thread.join(20)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def served(serve: Callable[..., Served]) -> Served:
+    """A real node of a pod made by a plain ``kith init``, serving HTTP on loopback."""
+    return serve()

@@ -22,7 +22,7 @@ from protocol.crypto import SigningKey
 from protocol.envelope import Envelope, encode_envelope
 from protocol.kinds import KNOWN_KINDS
 from protocol.tokens import make_token
-from tests.node.conftest import PodBuilder, event_id, signing_key
+from tests.node.conftest import PodBuilder, event_id, post_events, signing_key
 
 
 def now_ms() -> int:
@@ -41,11 +41,7 @@ class Api:
         return {"authorization": "Kith " + make_token(key, purpose="http", **kw)}
 
     async def post(self, *envs: Envelope) -> list[dict[str, Any]]:
-        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
-        response = await self.client.post("/v1/events", content=body)
-        assert response.status_code == 200, response.text
-        results: list[dict[str, Any]] = response.json()["results"]
-        return results
+        return await post_events(self.client, *envs)
 
     async def events(self, key: SigningKey | None = None, **params: Any) -> dict[str, Any]:
         headers = self.auth(key) if key is not None else {}

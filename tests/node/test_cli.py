@@ -7,13 +7,10 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +23,7 @@ from node.client import KithClient
 from node.datadir import DataDir, KeyFile, read_key_file
 from node.demo import populate
 from protocol.reasons import KithError
-from tests.node.conftest import signing_key
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def init(path: Path, *extra: str) -> DataDir:
-    """``kith init`` on a port nothing listens on (so online commands fall back offline)."""
-    assert (
-        main(["init", "--dir", str(path), "--name", "Elm", "--port", str(free_port()), *extra]) == 0
-    )
-    return DataDir(path)
+from tests.node.conftest import Served, free_port, init, signing_key
 
 
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -482,37 +465,6 @@ def test_key_file_round_trips(tmp_path: Path) -> None:
 
 
 # --- against a running node --------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    data: DataDir
-    url: str
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """A real node serving HTTP on a loopback port from a thread (uvicorn, as `kith serve`)."""
-    import uvicorn
-
-    from node.api import build_app
-
-    data = init(tmp_path / "served")
-    port = free_port()
-    app = build_app(Node(data))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="kith-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield Served(data, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(20)
-    assert not thread.is_alive()
 
 
 def recorded_id(out: str, kind: str) -> str:

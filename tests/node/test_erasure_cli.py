@@ -9,9 +9,8 @@ import pytest
 from node.cli import main
 from node.client import KithClient
 from node.datadir import read_key_file
-from tests.node.test_cli import Served, recorded_id, served
-
-__all__ = ["served"]  # the fixture, shared with test_cli
+from tests.node.conftest import Served
+from tests.node.test_cli import recorded_id
 
 
 def test_erase_a_need_and_what_cannot_be_erased(

@@ -233,3 +233,12 @@ async def test_a_place_sealed_to_an_outsider_is_refused(elm: Pod) -> None:
     body = b'{"events":[' + encode_envelope(env) + b"]}"
     [result] = (await elm.client.post("/v1/events", content=body)).json()["results"]
     assert (result["ok"], result["reason"]) == (False, "invalid:sealed-recipients")
+
+
+def test_feed_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed id is typed after `kith calendar feed revoke`: a leading dash would be an option."""
+    from node import calendar_feeds
+
+    draws = iter([b"\xfb" + bytes(8), b"\x00" * 9])  # "-…" first, then "AAAA…"
+    monkeypatch.setattr(calendar_feeds.secrets, "token_bytes", lambda n: next(draws))
+    assert calendar_feeds._feed_id() == "AAAAAAAAAAAA"

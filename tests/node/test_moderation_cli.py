@@ -27,9 +27,8 @@ from protocol.crypto import SigningKey
 from protocol.envelope import event_id, sign_event
 from protocol.reasons import KithError
 from protocol.tokens import make_token
-from tests.node.test_cli import Served, recorded_id, served
-
-__all__ = ["served"]  # the fixture, shared with test_cli
+from tests.node.conftest import Served
+from tests.node.test_cli import recorded_id
 
 
 @dataclass

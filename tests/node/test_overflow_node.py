@@ -28,10 +28,10 @@ from node.cli import main
 from node.datadir import DataDir, read_key_file
 from protocol.codec import b64e
 from protocol.crypto import SigningKey
-from protocol.envelope import Envelope, encode_envelope
+from protocol.envelope import Envelope
 from protocol.sealed import SealedField, box_keypair_from_seed, field_aad, open_json, seal_json
 from protocol.tokens import make_token
-from tests.node.conftest import PodBuilder, event_id, signing_key
+from tests.node.conftest import PodBuilder, event_id, post_events, signing_key
 
 DETAILS_AAD = field_aad("overflow.assigned", "details")
 NEED_AAD = field_aad("need.posted", "personal")
@@ -71,11 +71,7 @@ class Api:
         return b64e(self.boxes[name][1])
 
     async def post(self, *envs: Envelope) -> list[dict[str, Any]]:
-        body = b'{"events":[' + b",".join(encode_envelope(e) for e in envs) + b"]}"
-        response = await self.client.post("/v1/events", content=body)
-        assert response.status_code == 200, response.text
-        results: list[dict[str, Any]] = response.json()["results"]
-        return results
+        return await post_events(self.client, *envs)
 
     async def posted(self, env: Envelope) -> str:
         [result] = await self.post(env)

@@ -7,48 +7,22 @@ are served to its members only. Tested through the real CLI against a real node 
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from node.app import Node
 from node.cli import main
 from node.client import KithClient
 from node.datadir import DataDir, read_key_file
-from tests.node.test_cli import Served, free_port, init
-
-
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[Served]:
-    import uvicorn
-
-    from node.api import build_app
-
-    data = init(tmp_path / "private", "--roster", "peers")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(Node(data)), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    yield Served(data, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(20)
+from tests.node.conftest import Served
 
 
 def test_a_private_roster_stays_among_members_and_peers(
-    private: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    serve: Callable[..., Served], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    private = serve("--roster", "peers", name="private")
     url, data = private.url, private.data
     assert DataDir(data.path).config().roster_scope == "peers"
     info = httpx.get(f"{url}/.well-known/kith").json()

@@ -10,9 +10,7 @@ import pytest
 from node.cli import main
 from node.client import KithClient
 from node.datadir import read_key_file
-from tests.node.test_cli import Served, served
-
-__all__ = ["served"]  # the fixture, shared with test_cli
+from tests.node.conftest import Served
 
 
 def test_a_pod_decides_how_to_share_the_food_boxes(

@@ -12,21 +12,19 @@ leave all of that as it was.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node import projections
-from node.ingest import Ingestor
 from node.store.base import Placement
-from node.store.sqlite import SQLiteStore
 from protocol.envelope import Envelope
 from protocol.logs import LogKey
-from protocol.validate import IMPORT
-from tests.node.conftest import FakeClock, PodBuilder, box_key, event_id
+from tests.node.arrival import ingest_chunks
+from tests.node.conftest import PodBuilder, box_key, event_id
+
+#: The pod whose histories are generated here (the fresh node's home pod).
+_HOME = PodBuilder("conv").id
 
 ACTIONS = (
     "need",
@@ -218,49 +216,6 @@ def histories(draw: st.DrawFn) -> list[Envelope]:
     return envs
 
 
-State = tuple[str, dict[str, Placement], int]
-
-
-async def _ingest(chunks: list[list[Envelope]], *, restart: bool) -> State:
-    """A fresh node fed ``chunks`` as an import, re-fed until nothing is held."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "k.db"
-        store = SQLiteStore(path, extra_schema=projections.SCHEMA)
-        await store.open()
-        ing = Ingestor(store, home_pod=PodBuilder("conv").id, clock=FakeClock())
-        await ing.start()
-        try:
-            for chunk in chunks:
-                results = await ing.submit(chunk, IMPORT)
-                assert all(r.ok or r.reason in ("gap", "unauthorized") for r in results), results
-            for _ in range(6):
-                if not ing.held_count():
-                    break
-                await ing.submit([e for c in chunks for e in c], IMPORT)
-            state = await _state(store, ing)
-        finally:
-            await ing.stop()
-            await store.close()
-        if restart:
-            store = SQLiteStore(path, extra_schema=projections.SCHEMA)
-            await store.open()
-            ing = Ingestor(store, home_pod=PodBuilder("conv").id, clock=FakeClock())
-            await ing.start()
-            try:
-                assert await _state(store, ing) == state
-            finally:
-                await ing.stop()
-                await store.close()
-        return state
-
-
-async def _state(store: SQLiteStore, ing: Ingestor) -> State:
-    placed: dict[str, Placement] = {}
-    async for batch in store.scan():
-        placed.update((e.id, e.placement) for e in batch)
-    return await store.read(projections.projection_hash), placed, ing.held_count()
-
-
 @settings(
     max_examples=40,
     deadline=None,
@@ -276,8 +231,8 @@ def test_any_arrival_order_gives_the_same_state_with_roster_changes(data: st.Dat
         size = data.draw(st.integers(1, 6), label="chunk")
         chunks.append(shuffled[:size])
         shuffled = shuffled[size:]
-    in_order = asyncio.run(_ingest([envs], restart=False))
-    permuted = asyncio.run(_ingest(chunks, restart=True))
+    in_order = asyncio.run(ingest_chunks([envs], home_pod=_HOME))
+    permuted = asyncio.run(ingest_chunks(chunks, home_pod=_HOME, restart=True))
     assert in_order[2] == 0 and permuted[2] == 0
     assert set(in_order[1]) == {event_id(e) for e in envs}  # every event is stored
     assert permuted[1] == in_order[1]  # ... and placed alike
@@ -292,7 +247,7 @@ def test_the_histories_exercise_late_roster_changes() -> None:
     @given(histories())
     def count(envs: list[Envelope]) -> None:
         nonlocal seen_unprojected
-        state = asyncio.run(_ingest([envs], restart=False))
+        state = asyncio.run(ingest_chunks([envs], home_pod=_HOME))
         seen_unprojected += sum(p == Placement.UNPROJECTED for p in state[1].values())
 
     count()
