@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from node.client import KithClient
+from node.datadir import read_key_file
+from protocol.codec import b64d
+from protocol.sealed import seal_json
 from tests.board.helpers import WAIT_MS, Member, axe_violations
 from tests.integration.conftest import Pod, Poster, free_port, kith, member
 
@@ -300,7 +304,18 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     amara_key = member(elm, tmp_path, "amara")
     amara = Poster(elm.url, amara_key, elm_id)
     amara.post([amara.sign("profile.set", {"name": "Amara"})])
-    (need,) = amara.need("Ride to dialysis on Tuesday", category="ride", urgency="high")
+    # Her address is sealed to Elm Street's coordinators and herself, as the need form does.
+    coordinator = KithClient(elm.url, elm.node_key().signing_key())
+    boxes = coordinator.get(f"/v1/pods/{elm_id}/keys")["coordinators"]
+    boxes.append(read_key_file(tmp_path / "amara.key").box_public)
+    personal = seal_json(
+        {"address": "12 Elm Street, flat 3"},
+        [b64d(k, 32) for k in boxes],
+        aad=b"need.posted/personal",
+    )
+    body = {"title": "Ride to dialysis on Tuesday", "category": "ride", "urgency": "high"}
+    body["personal"] = msgspec.to_builtins(personal)
+    (need,) = amara.post([amara.sign("need.posted", body)])
     for who in (cora, bea):
         who.page.click("#tabs a[href='#coordinate']")
         who.page.wait_for_selector("#view-coordinate", state="visible", timeout=WAIT_MS)
@@ -325,10 +340,21 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
     out = item(cora, "#coord-out-list li[data-state=offered]", "Oak Lane can help")
     out.get_by_role("button", name="Give it to Oak Lane").click()
     status_says(cora, "#coord-overflow-result", "Assigned to Oak Lane.")
-    assert "No private details were sent" in (
-        cora.page.text_content("#coord-overflow-result") or ""
-    )
+    said = cora.page.text_content("#coord-overflow-result") or ""
+    assert "private details were sealed to their coordinators only" in said
     item(cora, "#coord-out-list li[data-state=assigned]", "Assigned to Oak Lane")
+    # Oak Lane's coordinator opens them on her own device; nobody else can.
+    opened = bea.page.evaluate(
+        """async () => {
+          const core = await import('/board/core.js');
+          const sealed = await import('/board/seal.js');
+          const page = await core.getJSON('/v1/events?kinds=overflow.assigned');
+          const body = JSON.parse(page.events[0].envelope.body);
+          return JSON.parse(sealed.open(body.details, core.state.keys.box,
+            core.state.keys.boxKey, 'overflow.assigned/details'));
+        }"""
+    )
+    assert opened == {"title": "Ride to dialysis on Tuesday", "address": "12 Elm Street, flat 3"}
 
     # Oak Lane: assigned to it; done, with the minutes it took.
     mine = item(bea, "#coord-in-list li[data-state=assigned]", "Assigned to your pod")
@@ -339,7 +365,6 @@ def test_overflow_between_two_pods(two_pods: tuple[Pod, Pod], browser: Any, tmp_
 
     # Elm Street's board and node: done, by Oak Lane, 45 minutes.
     item(cora, "#coord-out-list li[data-state=fulfilled]", "Done: Oak Lane gave 45 minutes")
-    coordinator = KithClient(elm.url, elm.node_key().signing_key())
     (referral,) = coordinator.get("/v1/overflow")["outgoing"]
     assert referral["state"] == "fulfilled" and referral["referral"]["need"] == need
     assert referral["referral"]["assignment"]["to_pod"] == oak_id

@@ -10,6 +10,7 @@ import {
   $, capitalise, categoryWords, debounce, el, getJSON, isCoordinator, loadPeople, personName,
   personOf, postJSON, publish, say, state, when,
 } from "../core.js";
+import { MAX_RECIPIENTS, fieldAad, open as openSealed, seal } from "../seal.js";
 
 /** Why a coordinator blocks, unblocks or removes someone: one word each (protocol/kinds.py). */
 const REASONS = ["harassment", "abuse", "threats", "fraud", "spam", "safety", "left", "asked", "resolved", "mistake", "other"];
@@ -279,11 +280,48 @@ async function refer(trigger, need) {
   });
 }
 
+/** The need's words and private details, opened on this device and sealed to `pod`'s
+ * coordinators only (`overflow.assigned.details`, as `kith overflow assign` does). Answers
+ * `{details}`, or `{details: null, why}` when they cannot be sent from here. */
+async function sealedDetails(item, pod) {
+  const keys = [...new Set((item.box_keys?.[pod] ?? []).filter((k) => typeof k === "string"))];
+  if (!keys.length) return { details: null, why: "no-keys" };
+  const page = await getJSON(`/v1/events?ids=${encodeURIComponent(item.referral.need)}`);
+  let body = null;
+  try {
+    body = JSON.parse(page?.events?.[0]?.envelope?.body ?? "null");
+  } catch {
+    body = null;
+  }
+  if (!body || typeof body !== "object") return { details: null, why: "no-need" };
+  const details = {};
+  for (const name of ["title", "details"]) if (typeof body[name] === "string") details[name] = body[name];
+  if (body.personal) {
+    const plain = openSealed(body.personal, state.keys.box, state.keys.boxKey, fieldAad("need.posted", "personal"));
+    let personal = null;
+    try {
+      personal = plain === null ? null : JSON.parse(plain);
+    } catch {
+      personal = null;
+    }
+    if (!personal || typeof personal !== "object") return { details: null, why: "not-mine" };
+    Object.assign(details, personal);
+  }
+  try {
+    return { details: seal(JSON.stringify(details), keys.slice(0, MAX_RECIPIENTS), fieldAad("overflow.assigned", "details")) };
+  } catch {
+    return { details: null, why: "no-keys" };
+  }
+}
+
 async function assign(trigger, item, pod) {
   await act(trigger, $("coord-overflow-result"), async () => {
-    const result = await postJSON(`/v1/overflow/${encodeURIComponent(item.referral.id)}/assign`, { to_pod: pod });
+    const { details, why } = await sealedDetails(item, pod);
+    const body = details ? { to_pod: pod, details } : { to_pod: pod };
+    const result = await postJSON(`/v1/overflow/${encodeURIComponent(item.referral.id)}/assign`, body);
     if (!result.ok) return [false, refusal(result)];
-    return [true, t("coordinate.overflow.assigned-done", { pod: podName(pod) })];
+    const said = t("coordinate.overflow.assigned-done", { pod: podName(pod) });
+    return [true, `${said} ${t(details ? "coordinate.overflow.sealed" : `coordinate.overflow.not-sealed.${why}`)}`];
   });
 }
 
