@@ -38,6 +38,7 @@ from node.federation import LitestarChannel
 from node.gathering_routes import GATHERING_ROUTES
 from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
 from node.ingest import Result
+from node.invite_routes import INVITE_ROUTES
 from node.matching_routes import MATCHING_ROUTES
 from node.moderation_routes import MODERATION_ROUTES
 from node.overflow import coordinator_box_keys
@@ -591,6 +592,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *CALENDAR_ROUTES,
             *MATCHING_ROUTES,
             *ERASURE_ROUTES,
+            *INVITE_ROUTES,
             *BOARD_ROUTES,
             *(extra_handlers or []),
         ],

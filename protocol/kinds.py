@@ -74,6 +74,9 @@ __all__ = [
     "GatheringScheduled",
     "HoursConfirmed",
     "HoursLogged",
+    "InviteApproval",
+    "InviteCreated",
+    "InviteRevoked",
     "Key",
     "MemberAdded",
     "MemberBlocked",
@@ -251,6 +254,9 @@ class MemberAdded(Body, frozen=True, kw_only=True):
     key: Key
     role: Role
     box_key: Key
+    #: The ``invite.created`` this member joined by, if any: an invite is used once a
+    #: ``member.added`` names it (docs/invites.md).
+    invite: EventId | None = None
 
 
 #: Why a coordinator removed, blocked or unblocked someone: one word from a fixed list, never
@@ -703,6 +709,31 @@ class ErasureConfirmed(Body, frozen=True, kw_only=True):
     target: EventId
 
 
+# --- invites ------------------------------------------------------------------------------
+
+#: Who lets an invited newcomer in: the node at once (``auto``), or a coordinator's approval.
+InviteApproval = Literal["auto", "coordinator"]
+
+
+class InviteCreated(Body, frozen=True, kw_only=True):
+    """A coordinator (or the node) invites someone: a one-time code, held by whoever made it.
+
+    ``code_hash`` is base64url(SHA-256(``"kith-invite/1\\n" + code``)): the node learns the
+    code only when it is redeemed (docs/invites.md). Counts only when a coordinator, the node
+    or the root signed it; an invite only ever makes a member, never a coordinator.
+    """
+
+    code_hash: Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
+    expires_at: Millis
+    approve: InviteApproval
+
+
+class InviteRevoked(Body, frozen=True, kw_only=True):
+    """A coordinator withdraws an invite (or declines the request waiting on it)."""
+
+    invite: EventId
+
+
 # --- the kind table -----------------------------------------------------------------------
 
 #: Every kind this node knows, mapped to its body schema.
@@ -745,6 +776,8 @@ BODY_TYPES: Mapping[str, type[Body]] = MappingProxyType(
         "block.advised": BlockAdvised,
         "event.redacted": EventRedacted,
         "erasure.confirmed": ErasureConfirmed,
+        "invite.created": InviteCreated,
+        "invite.revoked": InviteRevoked,
     }
 )
 KNOWN_KINDS: frozenset[str] = frozenset(BODY_TYPES)

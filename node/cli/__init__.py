@@ -7,6 +7,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``pod`` — ``init``, ``serve``, ``demo``
 - ``members`` — ``key new``, ``member add``; ``moderation`` adds ``member block|unblock|remove``
   and ``devices`` adds ``member list|devices|revoke-device|recover``
+- ``invites`` — ``invite create|list|revoke``
 - ``reports`` — ``report``, ``moderation show|resolve``
 - ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|withdraw``
 - ``proposals`` — ``proposal open|vote|list|show``
@@ -51,6 +52,7 @@ from node.cli import (
     data,
     erasure,
     gatherings,
+    invites,
     match,
     members,
     overflow,
@@ -72,6 +74,7 @@ __all__ = ["COMMANDS", "_glue_ids", "_post_body", "_serve", "build_parser", "mai
 COMMANDS = (
     pod,
     members,
+    invites,
     reports,
     posts,
     match,

@@ -48,7 +48,11 @@ def cmd_member_add(args: argparse.Namespace) -> int:
         if not args.key or not args.box_key:
             raise KithError("give --key-file FILE, or both --key and --box-key")
         public, box = args.key, args.box_key
-    body = {"key": public, "role": args.role, "box_key": box}
+    body: dict[str, str] = {"key": public, "role": args.role, "box_key": box}
+    if args.invite:
+        if args.role != "member":
+            raise KithError("an invite only ever makes a member: drop --role or --invite")
+        body["invite"] = args.invite  # approves the join request waiting on it
     url = args.url or f"http://{config.host}:{config.port}"
     client = KithClient(url, data.node_key().signing_key())
     try:
@@ -100,6 +104,11 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--key", help="the member's public key (base64url)")
     p.add_argument("--box-key", help="the member's X25519 box key (base64url)")
     p.add_argument("--role", choices=["member", "coordinator"], default="member")
+    p.add_argument(
+        "--invite",
+        metavar="ID",
+        help="approve the join request waiting on this invite (`kith invite list`)",
+    )
     p.add_argument("--url", help="the running node (default: from config)")
     p.set_defaults(fn=cmd_member_add)
     moderation.register_member_actions(member_sub)

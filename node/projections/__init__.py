@@ -23,6 +23,7 @@ its facts by a pure ``derive_*`` function (``needs``, ``offers``, ``timebank``),
 
 import sqlite3
 
+from node.projections import invites as _invites
 from node.projections import reports as _reports
 from node.projections import sqlite as _sqlite
 from node.projections.effects import Effect
@@ -94,8 +95,9 @@ __all__ = [
     "unapply",
 ]
 
-#: Every projection table: the read models' and the reports' side table.
-SCHEMA = _sqlite.SCHEMA + _reports.SCHEMA
+#: Every projection table: the read models', the reports' side table, and the node's own
+#: join requests (node/projections/invites.py: node-local, not a projection of events).
+SCHEMA = _sqlite.SCHEMA + _reports.SCHEMA + _invites.SCHEMA
 
 
 def apply(conn: sqlite3.Connection, ev: ProjectionInput) -> Effect | None:

@@ -93,11 +93,13 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "block.advised": {"key": KEY_A, "reason": "harassment"},
     "event.redacted": {"target": ID_1},
     "erasure.confirmed": {"redaction": ID_2, "target": ID_1},
+    "invite.created": {"code_hash": ID_2, "expires_at": 1_700_000_000_000, "approve": "auto"},
+    "invite.revoked": {"invite": ID_1},
 }
 
 #: Every optional field filled in, at its limits where that is interesting.
 FULL: dict[str, dict[str, Any]] = {
-    "member.added": {"key": KEY_A, "role": "coordinator", "box_key": KEY_B},
+    "member.added": {"key": KEY_A, "role": "coordinator", "box_key": KEY_B, "invite": ID_1},
     "member.removed": {"key": KEY_A, "effective": {"pod": 1, "peers": 2, "public": 3}},
     "member.key_revoked": {"key": KEY_B, "valid_through": {"pod": 0, "public": 9}},
     "profile.set": {
@@ -382,6 +384,12 @@ INVALID: list[tuple[str, object, str]] = [
     ("block.advised", {"key": KEY_A, "reason": "she shouted at me"}, "field:reason"),
     ("block.advised", {"key": KEY_A, "reason": "spam", "name": "Ada"}, "field:name"),
     ("report.resolved", {"report": ID_1, "note": "n" * 501}, "field:note"),
+    ("invite.created", with_("invite.created", approve="always"), "field:approve"),
+    ("invite.created", with_("invite.created", code_hash="short"), "field:code_hash"),
+    ("invite.created", with_("invite.created", expires_at=-1), "field:expires_at"),
+    ("invite.created", {"code_hash": ID_2, "approve": "auto"}, "missing:expires_at"),
+    ("invite.revoked", {"invite": "nope"}, "field:invite"),
+    ("member.added", with_("member.added", invite="nope"), "field:invite"),
     ("clearing.recorded", with_("clearing.recorded", minutes=100_001), "field:minutes"),
     ("clearing.recorded", with_("clearing.recorded", minutes=-100_001), "field:minutes"),
     # seq maps
