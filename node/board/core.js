@@ -158,8 +158,8 @@ async function logHead(scope) {
 export async function publish(kind, body, scope = "pod") {
   try {
     let head = await logHead(scope);
-    // A member's device the node no longer takes (revoked, removed): say so, not "join first".
-    const refused = state.member ? "me.device-removed" : "reason.unauthorized";
+    // A member's device the node no longer takes (blocked, removed, revoked): say so, not "join first".
+    const refused = state.member ? "reason.not-active" : "reason.unauthorized";
     if (head === null) return { ok: false, changed: false, text: t(refused) };
     for (let attempt = 0; attempt < 2; attempt += 1) {
       const envelope = signEvent(state.keys.seed, {
