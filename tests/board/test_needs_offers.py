@@ -181,7 +181,9 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
         text = card.inner_text()
         assert PHONE_NO in text and "Ring twice" in text and when_words in text, text
         assert estimate in text, text
-    bea.page.get_by_text("Help carrying a sofa upstairs").wait_for(timeout=WAIT_MS)
+    bea.page.locator("#needs-list").get_by_text("Help carrying a sofa upstairs").wait_for(
+        timeout=WAIT_MS
+    )
     bea_card = bea.page.locator(f"#needs-list li[data-id='{need['id']}']").inner_text()
     assert "Tomorrow, 10:00–12:00" in bea_card and "Third floor, no lift." in bea_card
     bea_page = bea.page.content()
