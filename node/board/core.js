@@ -152,35 +152,37 @@ async function logHead(scope) {
   return response.json();
 }
 
+/** Where this device's logs stand after its last accepted post, per scope: the next post
+ * signs on from it without asking the node first (a stale one is answered `fork` with the
+ * real head, and signed once more). */
+const heads = new Map();
+
 /** Sign `kind` with `body` in this browser and post it. Answers `{ok, changed, id, text,
  * effect}`: `ok` when the node stored it, `changed` when it also changed what it should
  * (its effect), `text` the node's answer in words (empty when all went well). */
 export async function publish(kind, body, scope = "pod") {
+  // A member's device the node no longer takes (blocked, removed, revoked): say so, not "join first".
+  const refused = () => t(state.member ? "reason.not-active" : "reason.unauthorized");
   try {
-    let head = await logHead(scope);
-    // A member's device the node no longer takes (blocked, removed, revoked): say so, not "join first".
-    const refused = state.member ? "reason.not-active" : "reason.unauthorized";
-    if (head === null) return { ok: false, changed: false, text: t(refused) };
+    let head = heads.get(scope) ?? (await logHead(scope));
+    if (head === null) return { ok: false, changed: false, text: refused() };
     for (let attempt = 0; attempt < 2; attempt += 1) {
-      const envelope = signEvent(state.keys.seed, {
-        pod: state.info.pod,
-        scope,
-        seq: head.seq + 1,
-        prev: head.id,
-        ts: Math.max(nowMs(), head.ts ?? 0),
-        kind,
-        body,
-      });
+      const seq = head.seq + 1;
+      const ts = Math.max(nowMs(), head.ts ?? 0);
+      const envelope = signEvent(state.keys.seed, { pod: state.info.pod, scope, seq, prev: head.id, ts, kind, body });
       const response = await fetch("/v1/events", { method: "POST", body: JSON.stringify(envelope) });
       const answer = await response.json();
       const result = answer?.results?.[0] ?? answer;
       if (result?.reason === "fork" && result.head && attempt === 0) {
-        head = result.head; // another tab posted first: once more, at the next position
+        head = result.head; // another tab or device posted first: once more, at the next position
         continue;
       }
       if (!result?.ok) {
+        heads.delete(scope);
+        if (["unauthorized", "blocked"].includes(result?.reason)) return { ok: false, changed: false, text: refused() };
         return { ok: false, changed: false, text: reasonWords(result?.reason, result?.message ?? result?.detail) };
       }
+      heads.set(scope, { seq, id: result.id, ts });
       const effect = result.effect ?? null;
       if (effect && !effect.ok) {
         return { ok: true, changed: false, id: result.id, effect, text: t("post.stored", { reason: reasonWords(effect.reason, effect.message) }) };
