@@ -365,11 +365,15 @@ class Fanout:
             touched: list[Outbox] = []
             delivered = 0
             table = self._routes()
-            while start < len(items) and delivered < CHUNK_DELIVERIES:
-                delivered += self._route(items[start], table, touched, about)
-                start += 1
-            for outbox in touched:
-                outbox.flush()
+            try:
+                while start < len(items) and delivered < CHUNK_DELIVERIES:
+                    delivered += self._route(items[start], table, touched, about)
+                    start += 1
+            finally:
+                # Even when routing an event fails: an outbox left gathering would hold its
+                # frames, and every later one, without a word to its client.
+                for outbox in touched:
+                    outbox.flush()
             if start < len(items):
                 await asyncio.sleep(0)
         self.published = max(self.published, committed[-1].cursor)

@@ -237,6 +237,94 @@ async def test_a_slow_consumer_is_cut_with_a_resume_cursor_and_the_fast_one_is_n
     assert len(fast_seen) == total == len(set(fast_seen))
 
 
+#: What the board subscribes to (node/board/app.js): families, exact kinds, and repeats.
+BOARD_KINDS = [
+    "pod.*", "member.*", "profile.set", "need.*", "claim.*", "fulfilment.*", "event.redacted",
+    "offer.*", "hours.*", "proposal.*", "vote.*", "gathering.*", "invite.*", "member.added",
+    "need.*", "event.redacted",
+]  # fmt: skip
+
+
+async def test_the_boards_subscription_gets_every_live_event_on_every_connection(
+    running: Pod, tmp_path: Path
+) -> None:
+    """Three boards as the board opens them (AUTH and SUB sent together, the board's kinds)
+    — a coordinator, a member, and a member whose AUTH comes after its SUB (its open
+    subscription changes reader) — plus one anonymous: each member's board gets each of
+    another member's events live, once, in order, and as it is posted (not with the next)."""
+    pod = running
+    meta = info(pod)
+    ana = member(pod, tmp_path, "ana", "coordinator")
+    bea, dee, cy = (member(pod, tmp_path, n) for n in ("bea", "dee", "cy"))
+    poster = Poster(pod.url, cy, meta["pod"])
+    board = {"filters": [{"kinds": BOARD_KINDS}], "after": None}
+
+    def token(key: SigningKey, nonce: str) -> str:
+        now = int(time.time() * 1000)
+        return make_token(key, purpose="stream", node_key=meta["node_key"], now_ms=now, nonce=nonce)
+
+    async def until_live(ws: Any) -> None:
+        while json.loads(await asyncio.wait_for(ws.recv(), 20))[0] != "LIVE":
+            pass
+
+    async with (
+        websockets.connect(ws_url(pod), max_size=WS_MAX) as a,
+        websockets.connect(ws_url(pod), max_size=WS_MAX) as b,
+        websockets.connect(ws_url(pod), max_size=WS_MAX) as d,
+        websockets.connect(ws_url(pod), max_size=WS_MAX) as anon,
+    ):
+        for ws, key in ((a, ana), (b, bea)):
+            nonce = await challenge(ws)
+            await ws.send(json.dumps(["AUTH", token(key, nonce)]))
+            await ws.send(json.dumps(["SUB", "board", board]))
+        nonce = await challenge(d)
+        await d.send(json.dumps(["SUB", "board", board]))
+        await until_live(d)
+        await d.send(json.dumps(["AUTH", token(dee, nonce)]))
+        assert json.loads(await d.recv())[1].startswith("auth: ok as member")
+        await challenge(anon)
+        await anon.send(json.dumps(["SUB", "board", board]))
+        for ws in (a, b, anon):
+            await until_live(ws)
+        boards = {"ana": a, "bea": b, "dee": d}
+        now = int(time.time() * 1000)
+        window = {"start": now + 86_400_000, "end": now + 90_000_000}
+        question: dict[str, object] = {
+            "title": "Sundays?",
+            "options": ["Yes", "No"],
+            "closes_at": now + 600_000,
+        }
+        gathering: dict[str, object] = {
+            "title": "Soup",
+            "kind": "meeting",
+            "window": window,
+            "place": "<b>hall</b>",
+        }
+        need: dict[str, object] = {"title": "Soup", "category": "food", "urgency": "normal"}
+        posts = [
+            [poster.sign("profile.set", {"name": "Cy"})],
+            [poster.sign("proposal.opened", question)],
+            [poster.sign("gathering.scheduled", gathering)],
+            [
+                poster.sign("proposal.opened", question),
+                poster.sign("gathering.scheduled", gathering),
+            ],
+            [poster.sign("need.posted", need)],
+        ]
+        for envs in posts:
+            ids = await asyncio.to_thread(poster.post, envs)
+            for name, ws in boards.items():
+                for want in ids:  # each event now, before anything is posted after it
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    assert frame[0] == "EVENT" and frame[1] == "board", (name, frame)
+                    assert event_id(frame[2]["head"]) == want, name
+        for ws in boards.values():
+            with pytest.raises(TimeoutError):  # nothing twice, nothing left over
+                await asyncio.wait_for(ws.recv(), 0.3)
+        with pytest.raises(TimeoutError):  # pod events only for members
+            await asyncio.wait_for(anon.recv(), 0.3)
+
+
 async def test_bad_frames_get_reasons_and_the_connection_keeps_working(
     running: Pod, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from websockets.protocol import State
 
-from node.access import ANONYMOUS, Reader, ReportParties
+from node.access import ANONYMOUS, Reader, ReportParties, may_read
 from node.fanout import CHUNK_DELIVERIES, Fanout, Outbox, Subscription, SubState
 from node.ingest import Committed
 from node.store.base import NewEvent, Placement
@@ -331,3 +331,28 @@ async def test_the_writer_hands_commits_over_without_waiting_for_routing() -> No
     finally:
         fanout_module.MAX_BACKLOG = old
         await fanout.stop()
+
+
+async def test_an_event_that_fails_to_route_leaves_no_connection_gathering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If routing one event raises, what was gathered before it is still written, and the
+    connections it touched take later events: none is left silently holding its frames."""
+    import node.fanout as fanout_module
+
+    def failing(reader: Reader, facts: Any) -> bool:
+        if facts.kind == "need.updated":
+            raise RuntimeError("policy failed")
+        return may_read(reader, facts)
+
+    monkeypatch.setattr(fanout_module, "may_read", failing)
+    fanout = Fanout()
+    member, anyone = Client(), Client()
+    subscribe(fanout, member, MEMBER)
+    subscribe(fanout, anyone)
+    with pytest.raises(RuntimeError):
+        await fanout.publish([committed(1), committed(2, "need.updated")])
+    assert not member.outbox.gathering and not anyone.outbox.gathering
+    await fanout.publish([committed(3)])
+    for client in (member, anyone):
+        assert [c for _, _, c in client.events()] == [1, 3]
