@@ -4,7 +4,7 @@ self-contained ``/schema`` page.
 The board is plain HTML and ES modules from ``node/board/`` (no build step, D44); everything it
 runs is served from here, so a pod on a LAN without internet works. Each file is sent
 gzip-compressed when the browser takes it (compressed once, in memory; the bytes decoded are the
-file in git), with an ETag, so a reload revalidates to ``304`` (D45-S1). Only these routes
+file in git), with an ETag, so a reload revalidates to ``304`` (D46). Only these routes
 compress: the API and the streams are untouched. The OpenAPI page lists the
 routes from the generated schema in plain HTML, with no scripts, instead of litestar's UIs,
 which load theirs from CDNs.
