@@ -85,7 +85,7 @@ def test_board(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     ana.page.screenshot(
         path=str(ARTIFACTS / "board-phone.png"),
         full_page=True,
-        clip={"x": 0, "y": 0, "width": 360, "height": 930},
+        clip={"x": 0, "y": 0, "width": 360, "height": 1180},
     )
     bea.shot("3-desktop-spanish")
 

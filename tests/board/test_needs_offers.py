@@ -110,6 +110,9 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
 
     # The form says plainly who will be able to read the private details.
     who_reads = "Only you and the pod's coordinators (Cora and Dee) will be able to read these."
+    # The optional part of the form is folded away on a phone until asked for.
+    assert not ana.page.is_visible("#needs-address")
+    ana.page.click("#needs-more summary")
     ana.page.get_by_text(who_reads).wait_for(timeout=WAIT_MS)
 
     tomorrow = datetime.now() + timedelta(days=1)
@@ -205,6 +208,9 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     sofa = bea.page.locator("#needs-list li", has_text="Help carrying a sofa").inner_text()
     assert "From a neighbouring pod" not in sofa
 
+    assert not bea.page.is_visible("#needs-f-category")  # folded until asked for
+    bea.page.click("#needs-filter-box summary")
+
     def shown(**choice: str) -> list[str]:
         for name, value in choice.items():
             bea.page.select_option(f"#needs-f-{name}", value)
@@ -223,6 +229,7 @@ def test_needs_and_offers(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     bea.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
     bea.page.get_by_text("Walk the dog this evening").wait_for(timeout=WAIT_MS)
     assert bea.page.input_value("#needs-f-category") == "pets"
+    assert bea.page.is_visible("#needs-f-category")  # filters in use are shown, not folded
     assert need_titles(bea) == ["Walk the dog this evening"]
     bea.shot("needs-4-filtered-desktop")
     bea.page.click("#needs-f-clear")

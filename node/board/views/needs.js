@@ -143,6 +143,8 @@ function fillFilters() {
   areas.sort((a, b) => a.localeCompare(b, lang()));
   options($("needs-f-area"), ["", ...areas], (a) => any("needs.f.any-area")(a) ?? a, saved.area);
   options($("needs-f-pod"), ["", "home", "neighbours"], (p) => t(`needs.f.pod.${p || "all"}`), saved.pod);
+  // Filters in use are shown, not folded away.
+  if (Object.values(filters()).some(Boolean)) $("needs-filter-box").open = true;
 }
 
 function keepFilters() {
@@ -266,6 +268,8 @@ async function refresh() {
 function fail(result, key, input) {
   say(result, false, t(key));
   if (input) {
+    const folded = input.closest("details");
+    if (folded) folded.open = true; // the field in question is shown, not left folded away
     input.setAttribute("aria-invalid", "true");
     input.focus();
   }
