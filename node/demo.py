@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from node.app import Node
@@ -60,6 +61,18 @@ async def add_member(node: Node, key: KeyFile, role: str = "member") -> str:
         {"key": key.public, "role": role, "box_key": key.box_public},
         scope="public",
     )
+
+
+async def invite(node: Node, *, days: int = 7) -> str:
+    """An invite the demo's visitor opens in a browser to join the pod (signed by the node key,
+    joining at once); returns its code, for the link ``/#join/<code>``."""
+    from node.projections.invites import code_hash, new_code
+
+    code = new_code()
+    expires_at = int(time.time() * 1000) + days * 86_400_000
+    body = {"code_hash": code_hash(code), "expires_at": expires_at, "approve": "auto"}
+    await _Signer(node).post(node.key, "invite.created", body)
+    return code
 
 
 async def populate(node: Node, seed: int = 7) -> dict[str, KeyFile]:

@@ -113,8 +113,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """``kith demo``: a temporary pod full of demo data, served on localhost."""
     from node.app import Node
+    from node.cli.invites import invite_link
     from node.datadir import DataDir
-    from node.demo import populate
+    from node.demo import invite, populate
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="kith-demo-"))
     ns = argparse.Namespace(
@@ -127,11 +128,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_init(ns)
     data = DataDir(workdir)
 
+    codes: list[str] = []
+
     async def fill() -> None:
         node = Node(data)
         await node.start()
         try:
             people = await populate(node)
+            codes.append(await invite(node))
             for name, key in people.items():
                 (workdir / f"{name.lower()}.key").write_bytes(msgspec.json.encode(key))
                 os.chmod(workdir / f"{name.lower()}.key", 0o600)
@@ -145,6 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Demo pod with members, needs, offers, claims and hours in {workdir}")
         print(f"  {url}/v1/needs     {url}/v1/offers     {url}/schema")
         print(f"  member keys: {workdir}/*.key (e.g. kith post need --key {workdir}/bao.key ...)")
+        print(f"The board: {url}/ — join the demo pod in your browser with this one-time link:")
+        print(f"  {invite_link(url, codes[0])}")
 
     _serve(Node(data), args.host, args.port, banner)
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -680,6 +681,13 @@ def test_serve_and_demo_wire_the_node_to_the_server(
     assert main(["demo", "--dir", str(demo), "--port", "9998"]) == 0
     out = capsys.readouterr().out
     assert "Demo pod with members" in out and "http://127.0.0.1:9998/v1/needs" in out
+    # A one-time link to join the demo pod from the board, whose invite the node holds.
+    (code,) = re.findall(r"http://127\.0\.0\.1:9998/#join/([A-Za-z0-9_-]{22,})", out)
+    from node.projections.invites import code_hash
+
+    with sqlite3.connect(DataDir(demo).db_path) as conn:
+        rows = conn.execute("SELECT body FROM events WHERE kind = 'invite.created'").fetchall()
+    assert len(rows) == 1 and code_hash(code) in bytes(rows[0][0]).decode()
     keys = sorted(p.name for p in demo.glob("*.key") if p.name not in ("root.key", "node.key"))
     assert len(keys) == 8 and "bao.key" in keys
     for name in keys:
