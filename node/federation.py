@@ -101,8 +101,9 @@ class PeerStatus:
     forks: int = 0
     retries: int = 0
 
-    def as_info(self, our_cursor: int) -> dict[str, Any]:
-        """The JSON shape announced for this peer (no URLs: topology stays private)."""
+    def as_info(self, our_cursor: int, released: int = 0) -> dict[str, Any]:
+        """The JSON shape announced for this peer (no URLs: topology stays private);
+        ``released``: its events that were held and stored later (counted as received)."""
         return {
             "pod": self.pod,
             "state": self.state,
@@ -112,7 +113,7 @@ class PeerStatus:
                 "in": max(0, self.their_cursor - self.received_upto),
                 "out": max(0, our_cursor - self.covered_upto) if self.state == "live" else None,
             },
-            "received": self.received,
+            "received": self.received + released,
             "sent": self.sent,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
@@ -976,7 +977,10 @@ class Federation:
     def info(self) -> dict[str, Any]:
         """The ``federation`` member of ``/.well-known/kith``."""
         return {
-            "peers": [s.as_info(self.committed) for _, s in sorted(self.statuses.items())],
+            "peers": [
+                s.as_info(self.committed, self.node.ingest.released_from[pod])
+                for pod, s in sorted(self.statuses.items())
+            ],
             "counters": dict(self.counters),
         }
 

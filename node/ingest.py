@@ -117,6 +117,10 @@ class Ingestor:
         self.roster = Roster()
         self.heads: dict[LogKey, LogState] = {}
         self.forked_logs: set[LogKey] = set()
+        #: Events a peer relayed that were held (a gap, an unknown author) and stored later,
+        #: once what they waited for arrived: received from that peer, though not in the
+        #: answer to its frame (federation adds them to the peer's `received`).
+        self.released_from: collections.Counter[str] = collections.Counter()
         self._executor = executor
         self._clock = clock
         self._hold_limit = hold_limit
@@ -419,6 +423,7 @@ class _Batch:
         self.heads: dict[LogKey, LogState] = {}
         self.forks: set[LogKey] = set()
         self.released: list[tuple[LogKey, int]] = []
+        self.released_from: collections.Counter[str] = collections.Counter()
         self.pending_redactions: dict[str, list[tuple[str, Head]]] = {}
         self.committed: list[Committed] = []
 
@@ -428,6 +433,7 @@ class _Batch:
     def merge(self) -> None:
         self.ing.heads.update(self.heads)
         self.ing.forked_logs |= self.forks
+        self.ing.released_from.update(self.released_from)
         for target, redactions in self.pending_redactions.items():
             self.ing._pending_redactions.setdefault(target, []).extend(redactions)
 
@@ -458,13 +464,21 @@ class _Batch:
                     ing._held_gap.pop(key, None)
                 ing._unhold([item])
                 answer = self.one(txn, item)
+                self._count_release(item, answer)
                 progress = progress or answer.ok
             for pod in list(ing._held_auth):
                 waiting = ing._held_auth.pop(pod)
                 ing._unhold(waiting)
                 for item in waiting:
                     answer = self.one(txn, item)
+                    self._count_release(item, answer)
                     progress = progress or (answer.ok and answer.reason is None)
+
+    def _count_release(self, item: _Item, answer: Result) -> None:
+        """A held event from a peer, stored now: count it as received from that peer."""
+        peer = item.source.peer_pod
+        if answer.ok and answer.reason != "duplicate" and peer is not None:
+            self.released_from[peer] += 1
 
     def one(self, txn: WriteTxn, item: _Item) -> Result:
         ing = self.ing

@@ -413,6 +413,26 @@ async def test_gap_is_held_then_released_when_the_missing_event_arrives(
     assert (await need_view(store, event_id(latest))) is not None
 
 
+async def test_held_events_from_a_peer_count_as_received_from_it_once_stored(
+    ingestor: Ingestor, members: PodBuilder
+) -> None:
+    """A relayed event held for a gap is stored when the gap fills: the peer's received count
+    (``/.well-known/kith`` federation) must include it, though its frame answered "gap"."""
+    from protocol.validate import Source
+
+    pod = members
+    ada = pod.key("ada")
+    body = {"title": "Soup", "category": "food", "urgency": "normal"}
+    two, three, four = (pod.sign(ada, "need.posted", body, scope="public") for _ in range(3))
+    oak, elm = Source("peer", "oak"), Source("peer", "elm")
+    assert [r.reason for r in await ingestor.submit([three, four], oak)] == ["gap", "gap"]
+    assert ingestor.released_from == {}
+    await ingestor.submit([four], elm)  # held again from another peer: one copy counts
+    assert stored_ok((await ingestor.submit([two], elm))[0])
+    assert ingestor.released_from == {"oak": 2}
+    assert ingestor.held_count() == 0
+
+
 async def test_a_held_event_stored_by_another_path_is_settled(
     ingestor: Ingestor, store: SQLiteStore, members: PodBuilder
 ) -> None:
