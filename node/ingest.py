@@ -475,9 +475,10 @@ class _Batch:
                     progress = progress or (answer.ok and answer.reason is None)
 
     def _count_release(self, item: _Item, answer: Result) -> None:
-        """A held event from a peer, stored now: count it as received from that peer."""
+        """A held event from a peer, appended now: count it as received from that peer (not a
+        duplicate, nor a fork's proof: a held event that lost its position counts for nothing)."""
         peer = item.source.peer_pod
-        if answer.ok and answer.reason != "duplicate" and peer is not None:
+        if answer.ok and answer.reason is None and peer is not None:
             self.released_from[peer] += 1
 
     def one(self, txn: WriteTxn, item: _Item) -> Result:
