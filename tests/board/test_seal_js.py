@@ -7,10 +7,7 @@ sealed; a field that is not ours, altered, bound to another place or malformed o
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +22,9 @@ from protocol.sealed import (
     open_sealed,
     seal,
 )
+from tests.board.node_js import run_board_js
 
 ROOT = Path(__file__).resolve().parents[2]
-BOARD = ROOT / "node" / "board"
 PROTOCOL_MD = ROOT / "docs" / "protocol.md"
 
 ALICE = box_keypair_from_seed(bytes([0x44]) * 32)
@@ -58,25 +55,10 @@ process.stdout.write(JSON.stringify(out));
 
 def run_js(tmp_path: Path, cases: dict[str, object]) -> dict[str, Any]:
     """Run seal.js under Node with the vendored noble copies as its packages."""
-    modules = tmp_path / "node_modules" / "@noble"
-    modules.mkdir(parents=True)
-    for name in ("curves", "hashes", "ciphers"):
-        shutil.copytree(BOARD / "vendor" / f"noble-{name}", modules / name)
-    for name in ("sign.js", "seal.js"):
-        shutil.copy(BOARD / name, tmp_path / name)
-    (tmp_path / "package.json").write_text('{"type": "module"}')
-    (tmp_path / "run.js").write_text(RUNNER)
-    proc = subprocess.run(
-        ["node", "run.js"],
-        cwd=tmp_path,
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result: dict[str, Any] = run_board_js(
+        tmp_path, RUNNER, cases, noble=("curves", "hashes", "ciphers"), files=("sign.js", "seal.js")
     )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return result
 
 
 def queue_rng(*chunks: bytes) -> Callable[[int], bytes]:

@@ -8,16 +8,14 @@ against ``make_token``, and a body with non-ASCII text against ``sign_event``.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 from protocol.crypto import SigningKey
 from protocol.envelope import event_id, sign_event
 from protocol.tokens import make_token
+from tests.board.node_js import run_board_js
 
 ROOT = Path(__file__).resolve().parents[2]
-BOARD = ROOT / "node" / "board"
 VECTORS = ROOT / "protocol" / "vectors" / "events.json"
 
 RUNNER = """
@@ -40,24 +38,10 @@ process.stdout.write(JSON.stringify(out));
 
 def run_js(tmp_path: Path, cases: dict[str, object]) -> dict[str, list[object]]:
     """Run sign.js under Node with the vendored noble copies as its packages."""
-    modules = tmp_path / "node_modules" / "@noble"
-    modules.mkdir(parents=True)
-    shutil.copytree(BOARD / "vendor" / "noble-curves", modules / "curves")
-    shutil.copytree(BOARD / "vendor" / "noble-hashes", modules / "hashes")
-    shutil.copy(BOARD / "sign.js", tmp_path / "sign.js")
-    (tmp_path / "package.json").write_text('{"type": "module"}')
-    (tmp_path / "run.js").write_text(RUNNER)
-    proc = subprocess.run(
-        ["node", "run.js"],
-        cwd=tmp_path,
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result: dict[str, list[object]] = run_board_js(
+        tmp_path, RUNNER, cases, noble=("curves", "hashes"), files=("sign.js",)
     )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return result
 
 
 def test_js_signer_matches_python_byte_for_byte(tmp_path: Path) -> None:
