@@ -20,6 +20,7 @@ status, and the join requests waiting (key, box key, the name given, when).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import weakref
 from collections import deque
@@ -298,10 +299,11 @@ _WELCOME = "welcome: you are a member now"
 _WAIT = "a coordinator will approve you; this page shows the pod once they do"
 
 
-def _good_code(code: str) -> bool:
-    import re
+_CODE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 
-    return 22 <= len(code) <= 128 and re.fullmatch(r"[A-Za-z0-9_-]+", code) is not None
+
+def _good_code(code: str) -> bool:
+    return _CODE.fullmatch(code) is not None
 
 
 def _prove(request: Request[Any, Any, Any], node: Node, key: str) -> None:
