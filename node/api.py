@@ -7,7 +7,6 @@ returned event passes ``may_read``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -19,6 +18,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
+from litestar.types import Message, Scope
 
 from node import projections
 from node.access import (
@@ -40,6 +40,7 @@ from node.http import Problem, may_see_need, may_see_offer, need_for_reader, nod
 from node.ingest import Result
 from node.invite_routes import INVITE_ROUTES
 from node.matching_routes import MATCHING_ROUTES
+from node.metrics import MEDIA_TYPE
 from node.moderation_routes import MODERATION_ROUTES
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
@@ -413,56 +414,12 @@ async def healthz() -> Health:
     return Health(ok=True, version=VERSION)
 
 
-@get("/metrics", media_type=MediaType.TEXT, summary="Prometheus metrics")
-async def metrics(request: Request[Any, Any, Any]) -> str:
-    """Counters in Prometheus text format."""
+@get("/metrics", media_type=MEDIA_TYPE, summary="Prometheus metrics")
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The node's metrics in the Prometheus text format (``node/metrics.py`` lists them)."""
     node = _node(request)
-    lines = [
-        "# HELP kith_events_total Events handled, by outcome.",
-        "# TYPE kith_events_total counter",
-    ]
-    for outcome, count in sorted(node.ingest.counters.items()):
-        lines.append(f'kith_events_total{{outcome="{outcome}"}} {count}')
-    lines += [
-        "# HELP kith_cursor Last committed cursor.",
-        "# TYPE kith_cursor gauge",
-        f"kith_cursor {await node.store.last_cursor()}",
-        "# HELP kith_held_events Events waiting for a missing prev or roster event.",
-        "# TYPE kith_held_events gauge",
-        f"kith_held_events {node.ingest.held_count()}",
-        "# HELP kith_federation_total Federation happenings (refusals, floods, session ends).",
-        "# TYPE kith_federation_total counter",
-    ]
-    for what, count in sorted(node.federation.counters.items()):
-        lines.append(f'kith_federation_total{{what="{what}"}} {count}')
-    # Counted by state, never labelled by pod id: who federates with whom stays private.
-    lines += [
-        "# HELP kith_federation_peers Peer links by state.",
-        "# TYPE kith_federation_peers gauge",
-    ]
-    states = collections.Counter(s.state for s in node.federation.statuses.values())
-    for state, count in sorted(states.items()):
-        lines.append(f'kith_federation_peers{{state="{state}"}} {count}')
-    lines += [
-        "# HELP kith_overflow_signed_total Overflow events the node signed on its own, by kind.",
-        "# TYPE kith_overflow_signed_total counter",
-    ]
-    for kind, count in sorted(node.overflow.signed.items()):
-        lines.append(f'kith_overflow_signed_total{{kind="{kind}"}} {count}')
-    lines += [
-        "# HELP kith_overflow_refused_total Overflow moves refused, by reason.",
-        "# TYPE kith_overflow_refused_total counter",
-    ]
-    for reason, count in sorted(node.overflow.refused.items()):
-        lines.append(f'kith_overflow_refused_total{{reason="{reason}"}} {count}')
-    lines += [
-        "# HELP kith_erasure_signed_total Erasure events the node signed (receipts, retention,"
-        " coordinators' requests), by kind.",
-        "# TYPE kith_erasure_signed_total counter",
-    ]
-    for kind, count in sorted(node.erasure.signed.items()):
-        lines.append(f'kith_erasure_signed_total{{kind="{kind}"}} {count}')
-    return "\n".join(lines) + "\n"
+    node.metrics.cursor.set(await node.store.last_cursor())
+    return Response(node.metrics.render(), media_type=MEDIA_TYPE)
 
 
 class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -568,6 +525,13 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
         await node.federation.stop()
         await node.stop()
 
+    async def count_request(message: Message, scope: Scope) -> None:
+        # Every HTTP answer, a routing 404 too, by its route's template — never the raw path,
+        # which may hold an event id or a pod id.
+        if message["type"] == "http.response.start":
+            route: str | None = scope.get("path_template")  # set once a route matched
+            node.metrics.observe(str(scope.get("method")), route, message["status"])
+
     app = Litestar(
         route_handlers=[
             post_events,
@@ -600,6 +564,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
         exception_handlers={ValidationException: _validation_failed},
         on_startup=[startup],
         on_shutdown=[shutdown],
+        before_send=[count_request],
         # A scriptless page at /schema and /schema/openapi.json: no UI loaded from a CDN (D44).
         openapi_config=OpenAPIConfig(
             title="Kith node", version=VERSION, path="/schema", render_plugins=[SchemaPage()]

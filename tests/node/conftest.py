@@ -360,3 +360,31 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 def served(serve: Callable[..., Served]) -> Served:
     """A real node of a pod made by a plain ``kith init``, serving HTTP on loopback."""
     return serve()
+
+
+# --- /metrics --------------------------------------------------------------------------------
+
+
+@dataclass
+class Scrape:
+    """A ``GET /metrics`` answer parsed with ``prometheus_client.parser``: samples by name."""
+
+    samples: list[Any]
+
+    @classmethod
+    def parse(cls, text: str) -> Scrape:
+        """Parse the Prometheus text format (raises on a malformed line)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        families = text_string_to_metric_families(text)
+        return cls([sample for family in families for sample in family.samples])
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The value of the sample ``name`` with exactly ``labels`` (``None``: no such sample)."""
+        found = [s.value for s in self.samples if s.name == name and s.labels == labels]
+        assert len(found) <= 1, (name, labels, found)
+        return found[0] if found else None
+
+    def labelled(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """Every sample named ``name``: its labels (sorted pairs) to its value."""
+        return {tuple(sorted(s.labels.items())): s.value for s in self.samples if s.name == name}

@@ -18,11 +18,12 @@ from node.api import build_app
 from node.app import VERSION, Node
 from node.cli import main
 from node.datadir import DataDir, read_key_file
+from node.metrics import CONTENT_TYPE_LATEST
 from protocol.crypto import SigningKey
 from protocol.envelope import Envelope, encode_envelope
 from protocol.kinds import KNOWN_KINDS
 from protocol.tokens import make_token
-from tests.node.conftest import PodBuilder, event_id, post_events, signing_key
+from tests.node.conftest import PodBuilder, Scrape, event_id, post_events, signing_key
 
 
 def now_ms() -> int:
@@ -450,19 +451,20 @@ async def test_metrics(api: Api) -> None:
     await api.post(api.pod.need(signing_key("stranger")))
     response = await api.client.get("/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    lines = response.text.splitlines()
-    assert 'kith_events_total{outcome="accepted"} 3' in lines
-    assert 'kith_events_total{outcome="unauthorized"} 1' in lines
-    assert "kith_cursor 5" in lines
-    assert "kith_held_events 0" in lines
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    scrape = Scrape.parse(response.text)
+    assert scrape.value("kith_events_total", outcome="accepted") == 3
+    assert scrape.value("kith_events_total", outcome="unauthorized") == 1
+    assert scrape.value("kith_cursor") == 5
+    assert scrape.value("kith_held_events") == 0
     # Federation: counters by what happened, peer links by state — never by pod id.
     peer = signing_key("neighbour").public_b64
     api.node.federation.count("refused:unlisted")
     api.node.federation.status_of(peer).state = "live"
     text = (await api.client.get("/metrics")).text
-    assert 'kith_federation_total{what="refused:unlisted"} 1' in text.splitlines()
-    assert 'kith_federation_peers{state="live"} 1' in text.splitlines()
+    scrape = Scrape.parse(text)
+    assert scrape.value("kith_federation_total", what="refused:unlisted") == 1
+    assert scrape.value("kith_federation_peers", state="live") == 1
     assert peer not in text
 
 

@@ -31,7 +31,7 @@ from protocol.crypto import SigningKey
 from protocol.envelope import Envelope
 from protocol.sealed import SealedField, box_keypair_from_seed, field_aad, open_json, seal_json
 from protocol.tokens import make_token
-from tests.node.conftest import PodBuilder, event_id, post_events, signing_key
+from tests.node.conftest import PodBuilder, Scrape, event_id, post_events, signing_key
 
 DETAILS_AAD = field_aad("overflow.assigned", "details")
 NEED_AAD = field_aad("need.posted", "personal")
@@ -399,16 +399,14 @@ async def test_refusals_are_counted_by_reason_in_metrics(api: Api) -> None:
     await api.call(f"/v1/overflow/{referral}/assign", {"to_pod": api.pod.id})
     await api.call("/v1/overflow/refer", {"need": "A" * 43})
     await api.call("/v1/overflow/refer", {"need": "A" * 43}, key=ada(api))  # 403: not a move
-    lines = (await api.client.get("/metrics")).text.splitlines()
-    refusals = sorted(line for line in lines if line.startswith("kith_overflow_refused_total{"))
-    assert refusals == [
-        'kith_overflow_refused_total{reason="overflow:on-path"} 1',
-        'kith_overflow_refused_total{reason="overflow:own-referral"} 2',
-        'kith_overflow_refused_total{reason="overflow:unknown-need"} 1',
-    ]
-    assert "# TYPE kith_overflow_signed_total counter" in lines
+    scrape = Scrape.parse((await api.client.get("/metrics")).text)
+    assert scrape.labelled("kith_overflow_refused_total") == {
+        (("reason", "overflow:on-path"),): 1,
+        (("reason", "overflow:own-referral"),): 2,
+        (("reason", "overflow:unknown-need"),): 1,
+    }
     # The origin signs nothing on its own before the assigned pod answers.
-    assert not [line for line in lines if line.startswith("kith_overflow_signed_total{")]
+    assert scrape.labelled("kith_overflow_signed_total") == {}
 
 
 # --- the sealed-recipient rule on client posts ---------------------------------------------
