@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -36,7 +35,16 @@ from node.calendar_routes import CALENDAR_ROUTES
 from node.erasure_routes import ERASURE_ROUTES
 from node.federation import LitestarChannel
 from node.gathering_routes import GATHERING_ROUTES
-from node.http import Problem, may_see_need, may_see_offer, need_for_reader, node_of, problem
+from node.http import (
+    EXCEPTION_HANDLERS,
+    HTTPProblem,
+    Problem,
+    may_see_need,
+    may_see_offer,
+    need_for_reader,
+    node_of,
+    problem,
+)
 from node.ingest import Result
 from node.invite_routes import INVITE_ROUTES
 from node.matching_routes import MATCHING_ROUTES
@@ -106,13 +114,15 @@ async def _reader(request: Request[Any, Any, Any]) -> Reader:
         return node.anonymous()
     scheme, _, token = header.partition(" ")
     if scheme != "Kith" or not token:
-        raise HTTPException(
-            status_code=401, detail="invalid:token:format: use 'Authorization: Kith <token>'"
+        raise HTTPProblem(
+            401,
+            "invalid:token:format",
+            "the Authorization header is not a Kith token: send 'Authorization: Kith <token>'",
         )
     try:
         return node.reader_for_token(token.strip())
     except InvalidToken as exc:
-        raise HTTPException(status_code=401, detail=f"{exc.reason}: {exc.message}") from None
+        raise HTTPProblem(401, exc.reason, exc.message) from None
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -440,11 +450,11 @@ async def federation_sync(
     """
     node = _node(request)
     if reader.role not in ("node", "root"):
-        raise HTTPException(status_code=403, detail="unauthorized: only the node's key may sync")
+        raise HTTPProblem(403, "unauthorized", "only the node's key may sync")
     try:
         entry = node.federation.resolve_peer(data.url, data.pod, insecure=data.insecure)
     except KithError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+        raise HTTPProblem(400, getattr(exc, "reason", "invalid:request"), str(exc)) from None
     lines: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     def progress(direction: str, events: int, cursor: int) -> None:
@@ -481,34 +491,6 @@ async def federation_handler(socket: WebSocket[Any, Any, Any]) -> None:
     node: Node = socket.app.state.node
     await socket.accept()
     await node.federation.accept(LitestarChannel(socket))
-
-
-def _validation_failed(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """A bad query, path or body parameter: say which parameter and why, never its value.
-
-    Litestar's own answer repeats the whole URL and the value (a search for an address, a
-    made-up id), which then sits in proxies' and clients' error logs.
-    """
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    fields = [
-        {
-            "key": item.get("key"),
-            "source": item.get("source"),
-            "message": "not one of the allowed values"
-            if "enum" in str(item.get("message", "")).lower()
-            else "not a valid value here",
-        }
-        for item in extra
-        if isinstance(item, dict)
-    ]
-    names = ", ".join(f"`{f['key']}`" for f in fields if f["key"]) or "a parameter"
-    body = {
-        "status_code": 400,
-        "reason": "invalid:parameter",
-        "detail": f"Validation failed for {request.method} {request.url.path}: {names}",
-        "extra": fields,
-    }
-    return Response(body, status_code=400)
 
 
 def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litestar:
@@ -561,7 +543,7 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
             *(extra_handlers or []),
         ],
         dependencies={"reader": Provide(_reader)},
-        exception_handlers={ValidationException: _validation_failed},
+        exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[startup],
         on_shutdown=[shutdown],
         before_send=[count_request],

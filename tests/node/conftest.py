@@ -11,7 +11,7 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,6 +324,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     ``serve(*init_args, name="served")`` runs ``kith init`` in ``tmp_path / name`` with
     ``init_args`` (``"--roster", "peers"`` …) and serves it; every node is stopped at teardown.
+    ``handlers`` adds route handlers to the app; keyword arguments set ``config.json`` fields
+    (``max_request_bytes=4096``) before the node starts.
     """
     import uvicorn
 
@@ -332,10 +334,17 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(*init_args: str, name: str = "served") -> Served:
+    def start(
+        *init_args: str, name: str = "served", handlers: Sequence[Any] = (), **config: Any
+    ) -> Served:
         data = init(tmp_path / name, *init_args)
+        if config:
+            settings = data.config()
+            for field_name, value in config.items():
+                setattr(settings, field_name, value)
+            data.write_config(settings)
         port = free_port()
-        app = build_app(Node(data))
+        app = build_app(Node(data), extra_handlers=list(handlers))
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )
