@@ -50,6 +50,7 @@ from node.invite_routes import INVITE_ROUTES
 from node.matching_routes import MATCHING_ROUTES
 from node.metrics import MEDIA_TYPE
 from node.moderation_routes import MODERATION_ROUTES
+from node.openapi import KithSchema
 from node.overflow import coordinator_box_keys
 from node.overflow_routes import OVERFLOW_ROUTES, InterPod, inter_pod
 from node.proposal_routes import PROPOSAL_ROUTES
@@ -153,26 +154,34 @@ def _facts(e: StoredEvent, about: ReportParties | None = None) -> EventFacts:
 
 
 @post("/v1/events", status_code=200, summary='Post one envelope or {"events": [...]}')
-async def post_events(request: Request[Any, Any, Any]) -> Response[PostResults] | Response[Problem]:
-    """Validate and store events. Every event gets ``{"id", "ok", "reason"}`` in order."""
+async def post_events(request: Request[Any, Any, Any]) -> PostResults:
+    """Validate and store events. Every event gets ``{"id", "ok", "reason"}`` in order.
+
+    The body is read raw (its schema is added by ``node.openapi``): each envelope reaches the
+    verifier as the bytes that were signed.
+    """
     node = _node(request)
     data = await request.body()
     try:
         top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
     except msgspec.DecodeError:
-        return _problem(400, "invalid:request", "the request body is not a JSON object")
+        raise HTTPProblem(400, "invalid:request", "the request body is not a JSON object") from None
     if "events" in top:
         try:
             raws = msgspec.json.decode(top["events"], type=list[msgspec.Raw])
         except msgspec.DecodeError:
-            return _problem(400, "invalid:request", "events must be a list of envelopes")
+            raise HTTPProblem(
+                400, "invalid:request", "events must be a list of envelopes"
+            ) from None
         if len(raws) > node.config.max_batch:
-            return _problem(413, "too-large", f"at most {node.config.max_batch} events per request")
+            raise HTTPProblem(
+                413, "too-large", f"at most {node.config.max_batch} events per request"
+            )
         items: list[bytes] = [bytes(raw) for raw in raws]
     else:
         items = [data]
     results = await node.ingest.submit(items, CLIENT)
-    return Response(PostResults(results))
+    return PostResults(results)
 
 
 @get("/v1/events", summary="Query events")
@@ -356,7 +365,7 @@ class TimebankOut(projections.TimebankView, frozen=True, kw_only=True):
     pods: InterPod
 
 
-@get("/v1/timebank", summary="Time bank balances (members only)")
+@get("/v1/timebank", summary="Time bank balances (members only)", opt={"token": "required"})
 async def get_timebank(
     request: Request[Any, Any, Any], reader: NamedDependency[Reader]
 ) -> TimebankOut | Response[Problem]:
@@ -440,7 +449,12 @@ class SyncRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     insecure: bool = False
 
 
-@post("/v1/federation/sync", status_code=200, summary="One-shot catch-up with a peer (node key)")
+@post(
+    "/v1/federation/sync",
+    status_code=200,
+    summary="One-shot catch-up with a peer (node key)",
+    opt={"token": "required"},
+)
 async def federation_sync(
     request: Request[Any, Any, Any], reader: NamedDependency[Reader], data: JSONBody[SyncRequest]
 ) -> Stream:
@@ -549,7 +563,10 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
         before_send=[count_request],
         # A scriptless page at /schema and /schema/openapi.json: no UI loaded from a CDN (D44).
         openapi_config=OpenAPIConfig(
-            title="Kith node", version=VERSION, path="/schema", render_plugins=[SchemaPage()]
+            title="Kith node",
+            version=VERSION,
+            path="/schema",
+            render_plugins=[SchemaPage(), KithSchema(max_batch=node.config.max_batch)],
         ),
         request_max_body_size=node.config.max_request_bytes,
         debug=False,

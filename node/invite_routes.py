@@ -216,7 +216,11 @@ async def invite_list(node: Node) -> InviteList:
     )
 
 
-@get("/v1/invites", summary="This pod's invites and the join requests waiting (coordinators)")
+@get(
+    "/v1/invites",
+    summary="This pod's invites and the join requests waiting (coordinators)",
+    opt={"token": "required"},
+)
 async def list_invites(
     request: Request[Any, Any, Any], reader: NamedDependency[Reader]
 ) -> InviteList | Response[Problem]:
@@ -236,7 +240,12 @@ _REFUSED: dict[str, tuple[int, str]] = {
 }
 
 
-@post("/v1/invites/redeem", status_code=200, summary="Join the pod with an invite code")
+@post(
+    "/v1/invites/redeem",
+    status_code=200,
+    summary="Join the pod with an invite code",
+    opt={"token": "required"},
+)
 async def redeem(
     request: Request[Any, Any, Any], data: JSONBody[RedeemRequest]
 ) -> Redeemed | Response[Problem]:
