@@ -859,9 +859,10 @@ def test_peer_add_list_remove_offline(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["peer", "list", *d]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0] == "node node not running"
-    assert table[1].split() == ["POD", "URL", "INSECURE", "STATE", "LAG"]
-    assert table[2].split() == [OAK_POD, moved, "no", "node", "not", "running"]
-    assert table[3].split() == [ASH_POD, lan, "yes", "node", "not", "running"]
+    header = ["POD", "URL", "INSECURE", "RECEIVED", "SENT", "REJECTED", "STATE", "LAG"]
+    assert table[1].split() == header
+    assert table[2].split() == [OAK_POD, moved, "no", "-", "-", "-", "node", "not", "running"]
+    assert table[3].split() == [ASH_POD, lan, "yes", "-", "-", "-", "node", "not", "running"]
 
     assert main(["peer", "remove", OAK_POD, *d]) == 0
     assert f"Removed peer {OAK_POD}" in capsys.readouterr().out
