@@ -19,6 +19,7 @@ import msgspec
 
 from node.cli.options import Subcommands, add_node_options, node_client
 from node.cli.values import CATEGORIES, CATEGORY_HELP, URGENCIES
+from protocol.reasons import KithError
 
 __all__ = ["register"]
 
@@ -44,15 +45,22 @@ def _title(text: str) -> str:
 
 
 def _names(client: Any) -> Any:
-    """Display names for a member's client; keys cut short for a reader without a key (the
-    member list and profiles are for members)."""
+    """Display names for a member's client; keys cut short for anyone else (the member list
+    and profiles are for members)."""
     from node.cli.people import People
 
     class _Anonymous:
         def name_of(self, key: str) -> str:
             return key[:8]
 
-    return People(client) if client.key is not None else _Anonymous()
+    if client.key is None:
+        return _Anonymous()
+    people = People(client)
+    try:
+        people.names()
+    except KithError:  # a key that is not a member's reads public posts, without names
+        return _Anonymous()
+    return people
 
 
 def _hours(minutes: int, *, signed: bool = False) -> str:

@@ -51,6 +51,7 @@ SUBCOMMANDS = [
     ["demo"],
     ["key"],
     ["key", "new"],
+    ["key", "show"],
     ["member"],
     ["member", "add"],
     ["post"],
@@ -58,6 +59,10 @@ SUBCOMMANDS = [
         ["post", what]
         for what in ("need", "offer", "claim", "accept", "fulfil", "hours", "confirm", "withdraw")
     ),
+    ["needs"],
+    ["offers"],
+    ["timebank"],
+    ["token"],
     ["tail"],
     ["export"],
     ["import"],

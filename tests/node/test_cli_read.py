@@ -230,3 +230,18 @@ def test_the_time_bank_needs_a_key() -> None:
     assert done.stderr.splitlines()[-1] == (
         "kith timebank: error: the following arguments are required: --key"
     )
+
+
+def test_needs_without_a_key_are_the_public_ones(pod: Pod) -> None:
+    pod.client("ada").post(
+        "need.posted", {"title": "Members only", "category": "food", "urgency": "low"}
+    )
+    public = pod.client("bo").post(
+        "need.posted", {"title": "Anyone", "category": "goods", "urgency": "low"}, scope="public"
+    )["id"]
+    done = kith("needs", "--url", pod.served.url)
+    assert done.returncode == 0, done.stderr
+    assert [" ".join(line.split()) for line in done.stdout.splitlines()] == [
+        "ID STATUS WHAT BY TITLE",
+        f"{public} open goods/low {pod.public('bo')[:8]} Anyone",
+    ]
