@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from node.access import Reader, visible
 from node.context import NodeContext
 from node.ingest import Committed, Result
-from node.peers import PeerEntry, PeerList
+from node.peers import PeerEntry, PeerList, Refusal, backoff_reason
 from node.roster import Roster
 from node.store.base import FederatedEvent
 from protocol import federation as fed
@@ -326,15 +326,25 @@ class Session:
             log.info("peer %s: notice %s", _short(self.pod), event.reason)
             if self.status is not None:
                 self.status.last_error = f"peer says {event.reason}"
+            self._refused(("peer", event.reason))
         elif isinstance(event, fed.ConnectionFailed):
             log.warning("peer %s: %s", _short(self.pod), event.reason)
             if self.status is not None:
                 self.status.last_error = f"{event.reason}: {event.message}"
+            self._refused(("us", f"{event.reason}: {event.message}"))
             self.fed.count(f"session:{event.reason}")
+
+    def _refused(self, refusal: Refusal) -> None:
+        """Say why a dialled link ends before it is authenticated, where ``kith peer list``
+        shows a peer in backoff (the first cause counts: the close that follows repeats it)."""
+        if self.status is None and self.expect_pod is not None and not self.one_shot:
+            status = self.fed.status_of(self.expect_pod)
+            status.last_error = status.last_error or backoff_reason(refusal)
 
     async def _on_hello(self, hello: fed.PeerHello) -> None:
         entry = self.fed.peers.get(hello.pod)
         if self.expect_pod is not None and hello.pod != self.expect_pod:
+            self._refused(("wrong-pod", hello.pod))
             self.conn.refuse("unauthorized", f"expected pod {self.expect_pod}, not {hello.pod}")
             return
         if entry is None and self.expect_pod is None:
@@ -345,6 +355,7 @@ class Session:
             attested(hello.pod, hello.node_key, hello.roster, self.node.ingest.roster)
         except AttestationError as exc:
             self.fed.count("refused:attestation")
+            self._refused(("us", str(exc)))
             self.conn.refuse("unauthorized", str(exc))
             return
         self.pod = hello.pod
@@ -867,14 +878,15 @@ class Federation:
                 delay = BACKOFF_FIRST_S
                 continue
             status.state = "connecting"
+            status.last_error = None  # what this attempt meets: a refusal, or the errors below
             started = time.monotonic()
             session: Session | None = None
             try:
                 session = await self.dial(entry)
             except (OSError, ConnectionError, TimeoutError) as exc:
-                status.last_error = f"unreachable: {type(exc).__name__}"
+                status.last_error = status.last_error or f"unreachable: {type(exc).__name__}"
             except Exception as exc:  # websockets' handshake errors, bad URLs
-                status.last_error = f"unreachable: {exc}"[:200]
+                status.last_error = status.last_error or f"unreachable: {exc}"[:200]
             went_live = session is not None and session.went_live
             if went_live or time.monotonic() - started > 30:
                 # The link worked (or was up for a while): a new outage starts a new backoff,

@@ -247,6 +247,31 @@ class PeerList:
         return pod in self._entries
 
 
+#: Why a dialled link ended before it went live, as the session saw it (``Session.refusal``):
+#: ``wrong-pod`` (the node at the URL is another pod: the detail is its pod id), ``peer`` (the
+#: peer refused us: the detail is its reason word), ``us`` (we refused it: our own message).
+Refusal = tuple[str, str]
+
+
+def backoff_reason(refusal: Refusal) -> str:
+    """What ``kith peer list`` shows for a peer in backoff after ``refusal``: the cause, and
+    what to do about it.
+
+    >>> backoff_reason(("peer", "unauthorized"))
+    'refused by the peer (unauthorized): does it list this pod? (kith peer add on its node)'
+    """
+    what, detail = refusal
+    if what == "wrong-pod":
+        return (
+            f"wrong pod id: the node at this URL is pod {detail}"
+            " (kith peer add URL --pod with the pod id its operator gave you)"
+        )
+    if what == "peer":
+        # Its reason word only: the text of a peer's notice is the peer's and may hold anything.
+        return f"refused by the peer ({detail}): does it list this pod? (kith peer add on its node)"
+    return f"refused: {detail}"[:200]
+
+
 @contextlib.contextmanager
 def editing(path: Path) -> Iterator[PeerList]:
     """Read-modify-write ``peers.json`` under an exclusive lock, saving on a clean exit.

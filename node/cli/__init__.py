@@ -5,11 +5,12 @@ Errors are one readable line on stderr and a non-zero exit — never a traceback
 One module per domain, each adding its own subcommands through ``register(sub)``:
 
 - ``pod`` — ``init``, ``serve``, ``demo``
-- ``members`` — ``key new``, ``member add``; ``moderation`` adds ``member block|unblock|remove``
-  and ``devices`` adds ``member list|devices|revoke-device|recover``
+- ``members`` — ``key new|show``, ``member add``; ``moderation`` adds
+  ``member block|unblock|remove`` and ``devices`` adds ``member list|devices|revoke-device|recover``
 - ``invites`` — ``invite create|list|revoke``
 - ``reports`` — ``report``, ``moderation show|resolve``
-- ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|withdraw``
+- ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|withdraw``, ``details``
+- ``reading`` — ``needs``, ``offers``, ``timebank``, ``token`` (a member reads their pod)
 - ``proposals`` — ``proposal open|vote|list|show``
 - ``tail`` — ``tail``
 - ``data`` — ``export``, ``import``, ``verify``, ``backup``, ``migrate``
@@ -20,7 +21,9 @@ One module per domain, each adding its own subcommands through ``register(sub)``
 - ``calendar`` — ``calendar url``, ``calendar feed new|list|revoke``
 - ``match`` — ``match`` (offers that could meet a need)
 
-``options`` holds what they share (``--dir``, ``add_command``). A new domain is one new
+``options`` holds what they share (``--dir``, ``add_command``); ``people`` reads an option
+that names a person (a key, a key file or a display name); ``values`` the types and choices
+of ids and enums. A new domain is one new
 module beside them — say ``node/cli/overflow.py`` for ``kith overflow offer``::
 
     import argparse
@@ -60,6 +63,7 @@ from node.cli import (
     pod,
     posts,
     proposals,
+    reading,
     reports,
     tail,
 )
@@ -77,6 +81,7 @@ COMMANDS = (
     invites,
     reports,
     posts,
+    reading,
     match,
     proposals,
     gatherings,

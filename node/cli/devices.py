@@ -109,7 +109,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     pod.require_coordinator("recover a member")
     if not args.reason or not args.reason.strip():
         raise KithError("--reason is required: say how you checked that it is them, in person")
-    person = pod.person(args.member)
+    person = pod.person(args.member, "--member")
     new = read_key_file(Path(args.new_key_file))
     if pod.role(new.public) is not None:
         raise KithError(f"{new.public} is already on the roster: make a new key (`kith key new`)")
@@ -149,7 +149,12 @@ def register_member_actions(member_sub: Any) -> None:
     p = member_sub.add_parser(
         "devices", help="a person's device keys", description="a person's device keys"
     )
-    p.add_argument("member", metavar="KEY", nargs="?", help="the person (default: everyone)")
+    p.add_argument(
+        "member",
+        metavar="PERSON",
+        nargs="?",
+        help="the person: a key, a key file or a display name (default: everyone)",
+    )
     add_node_options(p, key_help="your key file (a member's)")
     p.set_defaults(fn=cmd_devices)
 
@@ -180,7 +185,12 @@ def register_member_actions(member_sub: Any) -> None:
         description="after checking in person, link a new key to the same person and revoke"
         " the lost ones (docs/recovery.md)",
     )
-    p.add_argument("--member", required=True, metavar="KEY", help="the person's key")
+    p.add_argument(
+        "--member",
+        required=True,
+        metavar="PERSON",
+        help="the person: their key, a key file or their display name",
+    )
     p.add_argument("--new-key-file", required=True, help="their new key file (`kith key new`)")
     p.add_argument("--reason", required=True, help="how you checked it is them (public)")
     p.add_argument("--keep-old", action="store_true", help="do not revoke their other keys")

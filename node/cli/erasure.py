@@ -14,6 +14,7 @@ import argparse
 from typing import Any
 
 from node.cli.options import Subcommands, add_command, add_node_options, node_client
+from node.cli.values import event_id
 from protocol.reasons import KithError
 
 
@@ -110,7 +111,7 @@ def register(sub: Subcommands) -> None:
         description="erase the body of an event (yours, or any as a coordinator): every node"
         " drops it and never accepts it again; records (claims, hours, votes) stay",
     )
-    p.add_argument("event", help="the id of the event to erase")
+    p.add_argument("event", type=event_id, help="the id of the event to erase")
     add_node_options(p)
     p.set_defaults(fn=cmd_erase)
 
@@ -121,7 +122,7 @@ def register(sub: Subcommands) -> None:
         " target, who erased, when, and 'erased on N of M neighbours' with the peers that have"
         " not confirmed yet",
     )
-    p.add_argument("--target", help="only the erasures of this event id")
+    p.add_argument("--target", type=event_id, help="only the erasures of this event id")
     p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     add_node_options(p)
     p.set_defaults(fn=cmd_erasures)

@@ -12,6 +12,7 @@ import datetime
 from typing import Any
 
 from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.values import event_id
 from protocol.reasons import KithError
 
 _KINDS = ["healing_circle", "peer_support", "skill_share", "food_distribution", "meeting", "other"]
@@ -172,10 +173,10 @@ def register(sub: Subcommands) -> None:
         help="who may see it (default pod: members only; public: the public calendar too)",
     )
     p = action("cancel", "call a gathering off (its organiser or a coordinator)", cmd_cancel)
-    p.add_argument("gathering", help="the gathering's id")
+    p.add_argument("gathering", type=event_id, help="the gathering's id")
     p.add_argument("--reason")
     p = action("rsvp", "say whether you come", cmd_rsvp)
-    p.add_argument("gathering", help="the gathering's id")
+    p.add_argument("gathering", type=event_id, help="the gathering's id")
     p.add_argument("--answer", required=True, choices=["yes", "no", "maybe"])
     p = action("list", "list gatherings", cmd_list, key_required=False)
     p.add_argument("--upcoming", action="store_true", help="only those still to come")

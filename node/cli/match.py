@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.values import event_id
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -56,7 +57,7 @@ def register(sub: Subcommands) -> None:
     """Add ``kith match``."""
     help_text = "the open offers that could meet a need, best first, and why"
     p = sub.add_parser("match", help=help_text, description=help_text)
-    p.add_argument("need", help="the need's id")
+    p.add_argument("need", type=event_id, help="the need's id")
     add_node_options(
         p,
         key_help="your key file (a member's, to see pod needs and helpers' load)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,28 @@ def cmd_key_new(args: argparse.Namespace) -> int:
     except FileExistsError:
         raise KithError(f"{path} exists; refusing to overwrite a key") from None
     print(f"Wrote {path} (mode 0600). Public key: {key.public}  box key: {key.box_public}")
+    return 0
+
+
+def cmd_key_show(args: argparse.Namespace) -> int:
+    """``kith key show FILE``: a key file's public parts (never its seeds), and a warning on
+    stderr when others may read the file."""
+    import stat
+
+    from node.datadir import read_key_file
+
+    path = Path(args.file)
+    key = read_key_file(path)
+    print(f"{path}: a Kith key file ({key.type})")
+    print(f"  public key (Ed25519, signs your events):  {key.public}")
+    print(f"  box key (X25519, opens what is sealed):    {key.box_public}")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        print(
+            f"kith: warning: {path} is readable by others (mode {mode:04o}):"
+            f" run `chmod 600 {path}`",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -89,6 +112,14 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--out", required=True, help="file to write (mode 0600)")
     p.set_defaults(fn=cmd_key_new)
+    p = key_sub.add_parser(
+        "show",
+        help="show a key file's public parts (never its private seeds)",
+        description="show a key file's public key and box key (never its private seeds), and"
+        " warn if others may read the file",
+    )
+    p.add_argument("file", metavar="FILE", help="the key file")
+    p.set_defaults(fn=cmd_key_show)
 
     member = sub.add_parser(
         "member", help="manage the pod's roster", description="manage the pod's roster"

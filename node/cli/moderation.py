@@ -16,12 +16,16 @@ import sys
 from typing import Any
 
 from node.cli.options import add_node_options, node_client
+from node.cli.people import People
 from node.cli.posts import print_result
+from node.cli.values import event_id
 from protocol.reasons import KithError
 
 __all__ = ["Pod", "register_member_actions"]
 
 SCOPES = ("pod", "peers", "public")
+#: The ``--help`` of an argument that names a person.
+PERSON_HELP = "the person: their key (or a device's), a key file, or their display name"
 _ADMIN = ("root", "node", "coordinator")
 
 
@@ -39,18 +43,22 @@ class Pod:
         #: Where this pod's member changes are signed (D43).
         self.roster_scope: str = info.get("roster_scope", "public")
         self.members: list[dict[str, Any]] = self.client.get("/v1/members")
+        #: Reads a person typed as a key, a key file or a display name.
+        self.people = People(self.client, self.members)
 
     def check_key(self, value: str, what: str = "KEY") -> str:
         """``value`` if it has the shape of a key, else a clear error."""
         if not self._key_pattern.match(value):
             raise KithError(
-                f"{what} must be a key (43 base64url characters); `kith member list` shows them"
+                f"{what}: not a key: {value} (a key is 43 base64url characters;"
+                " `kith member list` shows them)"
             )
         return value
 
-    def person(self, key: str) -> dict[str, Any]:
-        """The member ``key`` is (or a device of); a clear error for anyone else."""
-        self.check_key(key)
+    def person(self, value: str, what: str = "member") -> dict[str, Any]:
+        """The member ``value`` names (a key, a device's key, a key file or a display name);
+        a clear error for anyone else."""
+        key = self.people.key_of(value, what)
         for m in self.members:
             if m["key"] == key or any(d["key"] == key for d in m["devices"]):
                 return m
@@ -155,7 +163,7 @@ def _sign_action(
 def cmd_block(args: argparse.Namespace) -> int:
     """``kith member block KEY``: block a person (from now), maybe adopting or advising."""
     pod = _coordinator_pod(args, "block")
-    key = pod.check_key(args.member)
+    key = pod.people.key_of(args.member, "member")
     person = next((m for m in pod.members if m["key"] == key), None)
     if person is None and args.adopt is None:
         person = pod.person(key)  # a device key means its person; anyone else: an error
@@ -259,24 +267,28 @@ def register_member_actions(member_sub: Any) -> None:
         description="block a person from now: their later events are kept, not shown (signed"
         " with your coordinator key; the block and its reason are public)",
     )
-    p.add_argument("member", metavar="KEY", help="the person's key (or one of their devices)")
+    p.add_argument("member", metavar="PERSON", help=PERSON_HELP)
     p.add_argument("--reason", choices=ACTION_REASONS, metavar="WORD", help=words)
     p.add_argument("--note", help=note)
-    p.add_argument("--report", help="the report this acts on (it is resolved with it)")
+    p.add_argument(
+        "--report", type=event_id, help="the report this acts on (it is resolved with it)"
+    )
     p.add_argument("--effective", action="append", metavar="SCOPE=SEQ", help="an earlier start")
     p.add_argument(
         "--advise",
         choices=ADVISORY_REASONS,
         help="also advise direct peers of the block, with this reason word",
     )
-    p.add_argument("--adopt", metavar="ADVISORY_ID", help="adopt a neighbour's block advice")
+    p.add_argument(
+        "--adopt", metavar="ADVISORY_ID", type=event_id, help="adopt a neighbour's block advice"
+    )
     add_node_options(p, key_help="your coordinator key file")
     p.set_defaults(fn=cmd_block)
 
     p = member_sub.add_parser(
         "unblock", help="lift a block from now", description="lift a block from now (coordinators)"
     )
-    p.add_argument("member", metavar="KEY", help="the person's key")
+    p.add_argument("member", metavar="PERSON", help=PERSON_HELP)
     p.add_argument("--reason", choices=ACTION_REASONS, metavar="WORD", help=words)
     add_node_options(p, key_help="your coordinator key file")
     p.set_defaults(fn=cmd_unblock)
@@ -286,10 +298,12 @@ def register_member_actions(member_sub: Any) -> None:
         help="remove a person from now (coordinators)",
         description="remove a person from now; what they did before stays theirs",
     )
-    p.add_argument("member", metavar="KEY", help="the person's key (or one of their devices)")
+    p.add_argument("member", metavar="PERSON", help=PERSON_HELP)
     p.add_argument("--reason", choices=ACTION_REASONS, metavar="WORD", help=words)
     p.add_argument("--note", help=note)
-    p.add_argument("--report", help="the report this acts on (it is resolved with it)")
+    p.add_argument(
+        "--report", type=event_id, help="the report this acts on (it is resolved with it)"
+    )
     p.add_argument("--effective", action="append", metavar="SCOPE=SEQ", help="an earlier start")
     add_node_options(p, key_help="your coordinator key file")
     p.set_defaults(fn=cmd_remove)

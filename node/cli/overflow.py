@@ -14,6 +14,7 @@ import datetime
 from typing import Any
 
 from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.values import event_id
 from protocol.reasons import KithError
 
 _client = node_client
@@ -180,7 +181,7 @@ def register(sub: Subcommands) -> None:
     def action(name: str, help_text: str, fn: Any, target: str | None) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_text, description=help_text)
         if target is not None:
-            p.add_argument(target, help=f"the {target}'s id")
+            p.add_argument(target, type=event_id, help=f"the {target}'s id")
         add_node_options(p, key_help="your key file (a coordinator's, to move)")
         p.set_defaults(fn=fn)
         return p

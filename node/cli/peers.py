@@ -141,20 +141,39 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
         print("  kith peer add wss://HOST:PORT/v1/federation --pod POD-ID")
         return 0
     print(f"node {node_state}")
-    table = [("POD", "URL", "INSECURE", "STATE", "LAG")] + [
+    table = [("POD", "URL", "INSECURE", "RECEIVED", "SENT", "REJECTED", "STATE", "LAG")] + [
         (
             r["pod"],
             r["url"],
             "yes" if r["insecure"] else "no",
+            *_counts(r["live"]),
             r["state"],
             _lag_text(r["lag"]),
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
+    for row, r in zip(table, [None, *rows], strict=True):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        why = (r["live"] or {}).get("last_error") if r is not None else None
+        if r is not None and r["state"] == "backoff" and why:
+            print(f"  why: {why}")
     return 0
+
+
+def _counts(live: dict[str, Any] | None) -> tuple[str, str, str]:
+    """Events received from, sent to and rejected from a peer (``-`` when the node cannot
+    tell); rejections with their reasons, most frequent first."""
+    if live is None:
+        return "-", "-", "-"
+    given = live.get("rejected")
+    rejected = (
+        {k: n for k, n in given.items() if isinstance(n, int)} if isinstance(given, dict) else {}
+    )
+    total = sum(rejected.values())
+    reasons = sorted(rejected.items(), key=lambda item: (-item[1], item[0]))
+    said = f"{total} ({', '.join(f'{k} {n}' for k, n in reasons)})" if total else "0"
+    return str(live.get("received", "-")), str(live.get("sent", "-")), said
 
 
 def _local_url(config: Any) -> str:

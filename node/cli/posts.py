@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.values import CATEGORIES, CATEGORY_HELP, URGENCIES, event_id
 from protocol.reasons import KithError
 
 
@@ -109,6 +110,12 @@ def cmd_post(args: argparse.Namespace) -> int:
 
     client, key_file = node_client(args)
     kind, body = _post_body(args)
+    if kind == "hours.logged":
+        from node.cli.people import People
+
+        people = People(client)
+        body["giver"] = people.key_of(body["giver"], "--giver")
+        body["receiver"] = people.key_of(body["receiver"], "--receiver")
     if kind == "need.posted":
         personal = _personal(args)
         if personal is not None:
@@ -258,8 +265,15 @@ def register(sub: Subcommands) -> None:
 
     p = post_cmd("need", "ask for help")
     p.add_argument("--title", required=True)
-    p.add_argument("--category", required=True)
-    p.add_argument("--urgency", default="normal", choices=["low", "normal", "high", "urgent"])
+    p.add_argument(
+        "--category", required=True, choices=CATEGORIES, metavar="CATEGORY", help=CATEGORY_HELP
+    )
+    p.add_argument(
+        "--urgency",
+        default="normal",
+        choices=URGENCIES,
+        help=f"one of: {', '.join(URGENCIES)} (default normal)",
+    )
     p.add_argument("--details")
     p.add_argument("--area", help="a coarse area (never an address)")
     p.add_argument("--minutes", type=int, help="estimated minutes")
@@ -269,37 +283,40 @@ def register(sub: Subcommands) -> None:
     _window_options(p, many=False)
     p = post_cmd("offer", "offer help")
     p.add_argument("--title", required=True)
-    p.add_argument("--category", required=True)
+    p.add_argument(
+        "--category", required=True, choices=CATEGORIES, metavar="CATEGORY", help=CATEGORY_HELP
+    )
     p.add_argument("--capacity", type=int, default=1)
     p.add_argument("--details")
     p.add_argument("--area")
     _window_options(p, many=True)
     p = post_cmd("claim", "offer to meet a need")
-    p.add_argument("--need", required=True)
+    p.add_argument("--need", required=True, type=event_id)
     p.add_argument("--note")
     p = post_cmd("accept", "accept a claim on your need (need author or coordinator)")
-    p.add_argument("--claim", required=True)
-    p.add_argument("--need", required=True)
+    p.add_argument("--claim", required=True, type=event_id)
+    p.add_argument("--need", required=True, type=event_id)
     p = post_cmd("fulfil", "record that a need was met")
-    p.add_argument("--need", required=True)
-    p.add_argument("--claim")
+    p.add_argument("--need", required=True, type=event_id)
+    p.add_argument("--claim", type=event_id)
     p.add_argument("--minutes", type=int)
     p.add_argument("--note")
     p = post_cmd("hours", "log time given (pending until the other side confirms)")
-    p.add_argument("--giver", required=True)
-    p.add_argument("--receiver", required=True)
+    person = "a key file, a public key, or a member's display name"
+    p.add_argument("--giver", required=True, metavar="PERSON", help=f"who gave the time: {person}")
+    p.add_argument("--receiver", required=True, metavar="PERSON", help=f"who received it: {person}")
     p.add_argument("--minutes", type=int, required=True)
-    p.add_argument("--need")
+    p.add_argument("--need", type=event_id)
     p.add_argument("--note")
     p = post_cmd("confirm", "confirm hours someone logged with you")
-    p.add_argument("--entry", required=True)
+    p.add_argument("--entry", required=True, type=event_id)
     p = post_cmd("withdraw", "withdraw your need")
-    p.add_argument("--need", required=True)
+    p.add_argument("--need", required=True, type=event_id)
     details = sub.add_parser(
         "details",
         help="show a need and the personal details sealed to you",
         description="show a need and the personal details sealed to your key, if any",
     )
-    details.add_argument("need", help="the need's id")
+    details.add_argument("need", type=event_id, help="the need's id")
     add_node_options(details)
     details.set_defaults(fn=cmd_details)

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.values import event_id
 from protocol.reasons import KithError
 
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
@@ -156,9 +157,9 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--details")
     p = action("vote", "vote on a proposal (again to change your vote)", cmd_vote)
-    p.add_argument("proposal", help="the proposal's id")
+    p.add_argument("proposal", type=event_id, help="the proposal's id")
     p.add_argument("choice", help="the option's number (1, 2 …) or its words")
     p = action("list", "proposals and their tallies", cmd_list)
     p.add_argument("--state", choices=["open", "closed"])
     p = action("show", "one proposal", cmd_show)
-    p.add_argument("proposal", help="the proposal's id")
+    p.add_argument("proposal", type=event_id, help="the proposal's id")

@@ -8,20 +8,8 @@ from typing import Any
 
 from node.cli.options import Subcommands, add_node_options, node_client
 from node.cli.posts import print_result
+from node.cli.values import event_id
 from protocol.reasons import KithError
-
-
-def _check_key(value: str, flag: str) -> str:
-    import re
-
-    from protocol.kinds import KEY_PATTERN
-
-    if not re.match(KEY_PATTERN, value):
-        raise KithError(
-            f"{flag} takes a key or an event id (43 base64url characters);"
-            f" `kith member list` shows the pod's keys"
-        )
-    return value
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -31,9 +19,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     client, key_file = node_client(args)
     body: dict[str, Any] = {"text": args.text}
     if args.about:
-        body["about"] = _check_key(args.about, "--about")
+        from node.cli.people import People
+
+        body["about"] = People(client).key_of(args.about, "--about")
     if args.event:
-        body["event"] = _check_key(args.event, "--event")
+        body["event"] = args.event
     if args.sealed:
         body["sealed"] = _seal_for_coordinators(client, key_file, args.sealed, body.get("about"))
     code = print_result("report.filed", client.post("report.filed", body, scope="pod"))
@@ -87,11 +77,11 @@ def cmd_moderation_show(args: argparse.Namespace) -> int:
 def cmd_moderation_resolve(args: argparse.Namespace) -> int:
     """``kith moderation resolve REPORT``: close a report (coordinators)."""
     client, _ = node_client(args)
-    body: dict[str, Any] = {"report": _check_key(args.report, "REPORT")}
+    body: dict[str, Any] = {"report": args.report}
     if args.note:
         body["note"] = args.note
     if args.action:
-        body["action"] = _check_key(args.action, "--action")
+        body["action"] = args.action
     reports = {r["id"]: r for r in client.get("/v1/moderation")["reports"]}
     if args.report not in reports:
         raise KithError(
@@ -111,8 +101,12 @@ def register(sub: Subcommands) -> None:
         description="report a person or an event to the pod's coordinators (readable by them"
         " and you only — never by the person it is about)",
     )
-    p.add_argument("--about", help="the key of the person the report is about")
-    p.add_argument("--event", help="the id of the event the report is about")
+    p.add_argument(
+        "--about",
+        metavar="PERSON",
+        help="the person the report is about: a key file, a public key or a display name",
+    )
+    p.add_argument("--event", type=event_id, help="the id of the event the report is about")
     p.add_argument("--text", required=True, help="what happened (at most 2000 characters)")
     p.add_argument("--sealed", help="details sealed to the coordinators (not the one reported)")
     add_node_options(p)
@@ -134,8 +128,8 @@ def register(sub: Subcommands) -> None:
     p = mod_sub.add_parser(
         "resolve", help="close a report", description="close a report (signed with your key)"
     )
-    p.add_argument("report", help="the report's id")
+    p.add_argument("report", type=event_id, help="the report's id")
     p.add_argument("--note", help="what was done (coordinators read it)")
-    p.add_argument("--action", help="the id of the block or removal taken on it")
+    p.add_argument("--action", type=event_id, help="the id of the block or removal taken on it")
     add_node_options(p, key_help="a coordinator's key file")
     p.set_defaults(fn=cmd_moderation_resolve)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from node.cli.options import DEFAULT_URL, Subcommands
+from node.cli.values import CATEGORIES, CATEGORY_HELP, URGENCIES, event_id
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -45,9 +46,20 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
     p.add_argument("--kind", action="append", help="kind or prefix like 'need.*' (repeatable)")
-    p.add_argument("--category", action="append", help="need/offer category (repeatable)")
-    p.add_argument("--urgency", action="append", help="need urgency (repeatable)")
-    p.add_argument("--need", help="everything about one need")
+    p.add_argument(
+        "--category",
+        action="append",
+        choices=CATEGORIES,
+        metavar="CATEGORY",
+        help=f"need/offer category (repeatable): {CATEGORY_HELP}",
+    )
+    p.add_argument(
+        "--urgency",
+        action="append",
+        choices=URGENCIES,
+        help=f"need urgency (repeatable): one of {', '.join(URGENCIES)}",
+    )
+    p.add_argument("--need", type=event_id, help="everything about one need")
     p.add_argument("--key", help="your key file: also see your pod's events")
     p.add_argument("--after", type=int, help="start after this cursor (default: the last 10)")
     p.set_defaults(fn=cmd_tail)

@@ -51,6 +51,7 @@ SUBCOMMANDS = [
     ["demo"],
     ["key"],
     ["key", "new"],
+    ["key", "show"],
     ["member"],
     ["member", "add"],
     ["post"],
@@ -58,6 +59,10 @@ SUBCOMMANDS = [
         ["post", what]
         for what in ("need", "offer", "claim", "accept", "fulfil", "hours", "confirm", "withdraw")
     ),
+    ["needs"],
+    ["offers"],
+    ["timebank"],
+    ["token"],
     ["tail"],
     ["export"],
     ["import"],
@@ -195,9 +200,10 @@ def test_post_with_a_body_the_schema_refuses_is_caught_before_sending(
     assert main(["key", "new", "--out", str(key)]) == 0
     capsys.readouterr()
     url = f"http://127.0.0.1:{free_port()}"  # never contacted
-    argv = ["post", "confirm", "--key", str(key), "--url", url, "--entry", "not-an-id"]
-    assert main(argv) == 1
-    assert "invalid:body:field:entry" in error_line(capsys)
+    someone = signing_key("someone").public_b64
+    argv = ["post", "hours", "--key", str(key), "--url", url, "--minutes", "2000"]
+    assert main([*argv, "--giver", someone, "--receiver", someone]) == 1
+    assert "invalid:body:field:minutes" in error_line(capsys)
 
 
 def test_key_new_refuses_to_overwrite_and_reports_os_errors(
@@ -623,6 +629,10 @@ def test_client_re_signs_after_a_fork(
 # --- small pieces --------------------------------------------------------------------------
 
 
+#: Ids of the shape the options take (the CLI refuses anything else before posting).
+_N, _C, _E = (signing_key(f"id:{what}").public_b64 for what in ("need", "claim", "entry"))
+
+
 @pytest.mark.parametrize(
     ("argv", "kind", "body"),
     [
@@ -636,16 +646,16 @@ def test_client_re_signs_after_a_fork(
             "offer.posted",
             {"title": "T", "category": "ride", "capacity": 1, "area": "Elm"},
         ),
-        (["claim", "--need", "N"], "claim.made", {"need": "N"}),
-        (["accept", "--claim", "C", "--need", "N"], "claim.accepted", {"claim": "C", "need": "N"}),
-        (["fulfil", "--need", "N"], "fulfilment.recorded", {"need": "N"}),
+        (["claim", "--need", _N], "claim.made", {"need": _N}),
+        (["accept", "--claim", _C, "--need", _N], "claim.accepted", {"claim": _C, "need": _N}),
+        (["fulfil", "--need", _N], "fulfilment.recorded", {"need": _N}),
         (
             ["hours", "--giver", "G", "--receiver", "R", "--minutes", "5"],
             "hours.logged",
             {"giver": "G", "receiver": "R", "minutes": 5},
         ),
-        (["confirm", "--entry", "E"], "hours.confirmed", {"entry": "E"}),
-        (["withdraw", "--need", "N"], "need.withdrawn", {"need": "N"}),
+        (["confirm", "--entry", _E], "hours.confirmed", {"entry": _E}),
+        (["withdraw", "--need", _N], "need.withdrawn", {"need": _N}),
     ],
     ids=lambda v: v[0] if isinstance(v, list) else None,
 )
@@ -854,9 +864,10 @@ def test_peer_add_list_remove_offline(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["peer", "list", *d]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0] == "node node not running"
-    assert table[1].split() == ["POD", "URL", "INSECURE", "STATE", "LAG"]
-    assert table[2].split() == [OAK_POD, moved, "no", "node", "not", "running"]
-    assert table[3].split() == [ASH_POD, lan, "yes", "node", "not", "running"]
+    header = ["POD", "URL", "INSECURE", "RECEIVED", "SENT", "REJECTED", "STATE", "LAG"]
+    assert table[1].split() == header
+    assert table[2].split() == [OAK_POD, moved, "no", "-", "-", "-", "node", "not", "running"]
+    assert table[3].split() == [ASH_POD, lan, "yes", "-", "-", "-", "node", "not", "running"]
 
     assert main(["peer", "remove", OAK_POD, *d]) == 0
     assert f"Removed peer {OAK_POD}" in capsys.readouterr().out
