@@ -169,6 +169,19 @@ def test_files_that_are_not_pem_and_half_the_pair_are_refused(
         f"kith: error: {cert} is not a PEM private key (-----BEGIN PRIVATE KEY-----): give"
         " --tls-key the key file (privkey.pem with Let's Encrypt)\n"
     )
+    locked = tmp_path / "locked.key"
+    plain = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    locked.write_bytes(
+        plain.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    assert serve_error(pod_dir, "--tls-cert", str(cert), "--tls-key", str(locked)) == (
+        f"kith: error: {locked} is encrypted with a passphrase: give --tls-key an unencrypted"
+        " key (openssl pkey -in KEY -out plain.key), readable by this user only\n"
+    )
     assert serve_error(pod_dir, "--tls-cert", str(cert)) == (
         "kith: error: --tls-cert needs --tls-key too: give the certificate and its key\n"
     )
