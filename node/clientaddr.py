@@ -23,7 +23,7 @@ for a limit. Nothing is trusted by default (D48)::
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -108,9 +108,13 @@ class ForwardedClients:
         self.proxies = proxies
 
     @staticmethod
-    def factory(proxies: TrustedProxies) -> Any:
+    def factory(proxies: TrustedProxies) -> Callable[[ASGIApp], ASGIApp]:
         """The middleware factory Litestar takes."""
-        return lambda app: ForwardedClients(app, proxies)
+
+        def wrap(app: ASGIApp) -> ASGIApp:
+            return ForwardedClients(app, proxies)
+
+        return wrap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Rewrite ``scope`` when its peer is trusted, then hand it on."""

@@ -207,7 +207,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--tls-cert",
         metavar="FILE",
-        help="serve https and wss with this PEM certificate (with --tls-key; docker/README.md)",
+        help="serve https and wss with this PEM certificate (with --tls-key)",
     )
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
     p.add_argument(
