@@ -17,11 +17,13 @@ run: $(STAMP)
 	$(BIN)/kith demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check protocol node tests bench
-	$(BIN)/ruff format --check protocol node tests bench
+	$(BIN)/ruff check protocol node tests bench docker
+	$(BIN)/ruff format --check protocol node tests bench docker
+	$(BIN)/hadolint docker/Dockerfile
 
 types: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy docker/entrypoint.py
 
 pytest: $(STAMP)
 	$(BIN)/coverage erase

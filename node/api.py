@@ -32,6 +32,7 @@ from node.access import (
 from node.app import VERSION, Node
 from node.board_routes import BOARD_ROUTES, SchemaPage
 from node.calendar_routes import CALENDAR_ROUTES
+from node.clientaddr import ForwardedClients
 from node.erasure_routes import ERASURE_ROUTES
 from node.federation import LitestarChannel
 from node.gathering_routes import GATHERING_ROUTES
@@ -558,6 +559,8 @@ def build_app(node: Node, *, extra_handlers: list[Any] | None = None) -> Litesta
         ],
         dependencies={"reader": Provide(_reader)},
         exception_handlers=EXCEPTION_HANDLERS,
+        # Behind a trusted reverse proxy, the client is the forwarded one (node/clientaddr.py).
+        middleware=[ForwardedClients.factory(node.trusted_proxies)],
         on_startup=[startup],
         on_shutdown=[shutdown],
         before_send=[count_request],

@@ -13,6 +13,7 @@ import msgspec
 
 from node import projections
 from node.access import ANONYMOUS, Reader, ReportParties, report_parties
+from node.clientaddr import TrustedProxies
 from node.context import StreamLimits
 from node.datadir import Config, DataDir, KeyFile
 from node.erasure import ErasureDuties
@@ -38,6 +39,7 @@ class Node:
         self.config = config or datadir.config()
         self.key_file: KeyFile = datadir.node_key()
         self.key: SigningKey = self.key_file.signing_key()
+        self.trusted_proxies = TrustedProxies.parse(self.config.trusted_proxies)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kith-verify")
         self.store = SQLiteStore(datadir.db_path, extra_schema=projections.SCHEMA)
         self.ingest = Ingestor(

@@ -66,6 +66,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: pod's size is public) or ``peers`` (only direct peers see the roster; members post
     #: nothing public). Chosen at ``kith init --roster peers``; docs/privacy.md, D43.
     roster_scope: Literal["public", "peers"] = "public"
+    #: Reverse proxies (addresses or networks, e.g. ``172.16.0.0/12``) whose ``X-Forwarded-For``
+    #: names the client for per-client limits; empty: none, every peer is its own client
+    #: (``kith serve --trusted-proxy`` overrides it for one run; node/clientaddr.py, D48).
+    trusted_proxies: list[str] = []
 
 
 def new_key_file() -> KeyFile:

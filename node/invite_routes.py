@@ -33,6 +33,7 @@ from litestar.params import JSONBody
 
 from node.access import Reader
 from node.app import Node
+from node.clientaddr import client_address
 from node.http import Problem, node_of, problem
 from node.projections import invites
 from node.projections.facts import COORDINATING_ROLES
@@ -257,7 +258,7 @@ async def redeem(
     """
     node = node_of(request)
     desk = _desk(node)
-    address = request.client.host if request.client is not None else "?"
+    address = client_address(request)  # the forwarded client behind a trusted proxy
     if not desk.allow(address, time.monotonic()):
         return problem(429, "invite:too-many", "too many tries from here; wait a minute")
     code = data.code

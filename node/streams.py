@@ -25,6 +25,7 @@ from websockets.protocol import State
 
 from node.access import EventFacts as AccessFacts
 from node.access import Reader, may_read, needs_about, readable_scopes
+from node.clientaddr import client_address
 from node.context import NodeContext, StreamLimits
 from node.fanout import Outbox, Subscription, SubState, parse_body
 from node.store.base import EventQuery, StoredEvent
@@ -433,7 +434,7 @@ async def stream_handler(socket: WebSocket[Any, Any, Any]) -> None:
     """Client event streams (frames in ``docs/streams.md``)."""
     node: NodeContext = socket.app.state.node
     limits = node.stream_limits
-    ip = socket.client.host if socket.client else "?"
+    ip = client_address(socket)  # the forwarded client behind a trusted proxy
     await socket.accept()
     if node.stream_connections.get(ip, 0) >= limits.connections_per_ip:
         await socket.send_text(

@@ -65,7 +65,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = None) -> None:
+def _serve(
+    node: Any,
+    host: str,
+    port: int,
+    banner: Callable[[], None] | None = None,
+    *,
+    tls: tuple[Path, Path] | None = None,
+) -> None:
+    """Serve ``node`` on ``host:port`` until stopped; https and wss with ``tls`` (cert, key)."""
     import uvicorn
 
     from node.api import build_app
@@ -81,6 +89,10 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
         lifespan="on",
         ws=direct_websocket_protocol(),
         ws_max_size=4 * 1024 * 1024,
+        # Forwarded headers are read by node/clientaddr.py from trusted proxies only.
+        proxy_headers=False,
+        ssl_certfile=None if tls is None else str(tls[0]),
+        ssl_keyfile=None if tls is None else str(tls[1]),
     )
     server = uvicorn.Server(config)
 
@@ -91,7 +103,8 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
         if server.started:
             if banner is not None:
                 banner()
-            print(f"Kith node for pod {node.pod} listening on http://{host}:{port}", flush=True)
+            scheme = "http" if tls is None else "https"
+            print(f"Kith node for pod {node.pod} listening on {scheme}://{host}:{port}", flush=True)
         await task
 
     asyncio.run(run())
@@ -106,8 +119,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = data.config()
     host = args.host or config.host
     port = args.port or config.port
-    _serve(Node(data), host, port)
+    if args.trusted_proxy is not None:
+        config = msgspec.structs.replace(config, trusted_proxies=args.trusted_proxy)
+    tls = _tls_files(args)
+    _serve(Node(data, config=config), host, port, tls=tls)
     return 0
+
+
+def _tls_files(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """``--tls-cert`` and ``--tls-key``, checked (both or neither)."""
+    from node.tls import check_tls
+
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_key is None:
+        raise KithError("--tls-cert needs --tls-key too: give the certificate and its key")
+    if args.tls_cert is None:
+        raise KithError("--tls-key needs --tls-cert too: give the certificate and its key")
+    cert, key = Path(args.tls_cert), Path(args.tls_key)
+    check_tls(cert, key)
+    return cert, key
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -173,6 +204,20 @@ def register(sub: Subcommands) -> None:
     p = add_command(sub, "serve", "run the node (HTTP API on --host:--port)", cmd_serve)
     p.add_argument("--host", help="override the configured address")
     p.add_argument("--port", type=int, help="override the configured port")
+    p.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve https and wss with this PEM certificate (with --tls-key)",
+    )
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="a reverse proxy (address or network, e.g. 172.16.0.0/12) whose X-Forwarded-For"
+        " names the client for per-client limits; repeatable; replaces config.json's"
+        " trusted_proxies for this run (default: none trusted)",
+    )
 
     p = add_command(
         sub, "demo", "start a temporary pod full of demo data on localhost", cmd_demo, datadir=False

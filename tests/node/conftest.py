@@ -346,7 +346,14 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         port = free_port()
         app = build_app(Node(data), extra_handlers=list(handlers))
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="on",
+                proxy_headers=False,  # as `kith serve`: node/clientaddr.py reads them (D48)
+            )
         )
         thread = threading.Thread(target=server.run, name="kith-test-server", daemon=True)
         thread.start()
