@@ -16,7 +16,10 @@ from protocol.reasons import KithError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``kith export``: every event the node may read, as JSON lines."""
+    """``kith export``: every event the node may read, as JSON lines; or, with ``--format
+    csv|ics|valueflows``, the pod's read models for coordinators (``node/exports``)."""
+    if args.format != "jsonl":
+        return _export_read_models(args)
     from functools import partial
 
     from node import projections
@@ -53,6 +56,84 @@ def cmd_export(args: argparse.Namespace) -> int:
         out.close()
     print(f"exported {count} events", file=sys.stderr)
     return 0
+
+
+def _export_read_models(args: argparse.Namespace) -> int:
+    """``kith export --format csv|ics|valueflows``: read once, write the format."""
+    import json
+
+    from node import projections
+    from node.access import Reader, readable_scopes
+    from node.calendar import calendar_entries, calendar_ics
+    from node.datadir import DataDir
+    from node.exports.snapshot import read_snapshot
+    from node.exports.tables import TABLES, csv_tables
+    from node.exports.valueflows import valueflows_document
+    from node.store.sqlite import SQLiteStore
+
+    data = DataDir(args.dir)
+    config = data.config()
+    if args.format == "csv" and args.out == "-":
+        raise KithError(
+            f"a CSV export is {len(TABLES)} files ({', '.join(TABLES)}): give --out FILE.zip"
+            " or --out DIRECTORY"
+        )
+    now_ms = int(time.time() * 1000)
+    scopes = readable_scopes(Reader(person=config.node_key, role="coordinator", pod=config.pod))
+
+    async def read() -> tuple[Any, Any]:
+        store = SQLiteStore(data.db_path, extra_schema=projections.SCHEMA)
+        await store.open()
+        try:
+            snap = await read_snapshot(
+                store, pod=config.pod, name=config.name, reader_key=config.node_key, now_ms=now_ms
+            )
+            entries = await store.read(
+                lambda conn: calendar_entries(conn, config.pod, now_ms, scopes)
+            )
+        finally:
+            await store.close()
+        return snap, entries
+
+    snap, entries = asyncio.run(read())
+    if args.format == "ics":
+        _write_one(args.out, calendar_ics(entries, name=config.name or "Kith pod"))
+        print(f"exported {len(entries)} calendar entries", file=sys.stderr)
+        return 0
+    if args.format == "valueflows":
+        document = valueflows_document(snap)
+        _write_one(args.out, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
+        print(f"exported {len(document['@graph'])} ValueFlows objects", file=sys.stderr)
+        return 0
+    tables = csv_tables(snap)
+    if args.out.endswith(".zip"):
+        import zipfile
+
+        with _private_file(args.out) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, body in tables.items():
+                z.writestr(name, body)
+    else:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, body in tables.items():
+            with _private_file(str(folder / name)) as fh:
+                fh.write(body)
+    claims = sum(len(n.claims) for n in snap.needs)
+    print(
+        f"exported {len(snap.needs)} needs, {len(snap.offers)} offers, {claims} claims and"
+        f" {len(snap.hours)} hours entries to {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _write_one(out: str, body: bytes) -> None:
+    if out == "-":
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+        return
+    with _private_file(out) as fh:
+        fh.write(body)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -293,9 +374,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     """Add ``export``, ``import``, ``verify``, ``backup`` and ``migrate`` to ``kith``."""
-    p = add_command(sub, "export", "write every event as JSON lines", cmd_export)
-    p.add_argument("--format", choices=["jsonl"], default="jsonl")
-    p.add_argument("--out", default="-", help="file (default stdout)")
+    from node.exports import FORMATS
+
+    p = add_command(
+        sub,
+        "export",
+        "write every event as JSON lines (a restore), or the pod's needs, offers, claims and"
+        " hours for coordinators: CSV tables, iCalendar or ValueFlows JSON-LD",
+        cmd_export,
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl: every event, for `kith import` (default); csv: needs.csv, offers.csv,"
+        " claims.csv, hours.csv (in a .zip or a directory); ics: the pod's calendar;"
+        " valueflows: JSON-LD (Agents, Intents, Commitments, EconomicEvents)",
+    )
+    p.add_argument(
+        "--out",
+        default="-",
+        help="file (default stdout); for csv a FILE.zip or a directory",
+    )
     p = add_command(
         sub,
         "import",
