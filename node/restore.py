@@ -32,11 +32,14 @@ class ExportedPod(msgspec.Struct, frozen=True, kw_only=True):
     pod: str
     name: str
     roster_scope: Literal["public", "peers"]
+    #: The node keys its root attested (``node.key`` events), oldest first.
+    node_keys: tuple[str, ...] = ()
 
 
 def export_pod(path: Path) -> ExportedPod | None:
-    """The pod an export is of, from its first event (``pod.created``) and its first member
-    event of that pod (whose scope is where the pod keeps its roster; ``public`` if none).
+    """The pod an export is of, from its first event (``pod.created``), its first member
+    event of that pod (whose scope is where the pod keeps its roster; ``public`` if none) and
+    its ``node.key`` events.
     ``None`` for a file of events that does not start with a pod's genesis (a hand-made
     batch, say), which only an existing pod's directory can take."""
     try:
@@ -51,15 +54,21 @@ def export_pod(path: Path) -> ExportedPod | None:
         pod = genesis.head.pod
         body = _body(genesis)
         name = str(body.get("name", "")) if body else ""
-        scope: Literal["public", "peers"] = "public"
+        scope: Literal["public", "peers"] | None = None
+        node_keys: list[str] = []
         for line in fh:
             event = _event(line.strip(), path)
             if event is None or event.head.pod != pod:
                 continue
-            if event.head.kind.startswith("member."):
+            if scope is None and event.head.kind.startswith("member."):
                 scope = "peers" if event.head.scope == "peers" else "public"
-                break
-    return ExportedPod(pod=pod, name=name, roster_scope=scope)
+            elif event.head.kind == "node.key":
+                attested = _body(event)
+                if attested is not None and isinstance(attested.get("key"), str):
+                    node_keys.append(str(attested["key"]))
+    return ExportedPod(
+        pod=pod, name=name, roster_scope=scope or "public", node_keys=tuple(node_keys)
+    )
 
 
 def _event(line: bytes, path: Path) -> Event | None:

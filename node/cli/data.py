@@ -198,6 +198,13 @@ async def _ingest_file(data: Any, path: Path, *, quiet: bool, after: Any = None)
     return tally
 
 
+def _not_a_node_key(path: str, pod: str) -> KithError:
+    return KithError(
+        f"{path} is not a node key of pod {pod}: give that pod's node.key,"
+        " or --root-key ROOT.key to attest a new one"
+    )
+
+
 def _restore(args: argparse.Namespace, data: Any, path: Path, exported: Any) -> int:
     """``kith import FILE --dir NEW-DIR``: a new data directory for the export's pod, its
     events imported, and a node key the pod's roster attests (D50)."""
@@ -222,6 +229,8 @@ def _restore(args: argparse.Namespace, data: Any, path: Path, exported: Any) -> 
     if args.node_key:
         node_key = read_key_file(Path(args.node_key))
         root_key = None
+        if node_key.public not in exported.node_keys:
+            raise _not_a_node_key(args.node_key, exported.pod)
     else:
         root_key = read_key_file(Path(args.root_key))
         node_key = new_key_file()
@@ -246,10 +255,7 @@ def _restore(args: argparse.Namespace, data: Any, path: Path, exported: Any) -> 
                 if roster is None or not (
                     node_key.public in roster.node_keys and roster.is_active(node_key.public)
                 ):
-                    raise KithError(
-                        f"{args.node_key} is not a node key of pod {exported.pod}: give that"
-                        " pod's node.key, or --root-key ROOT.key to attest a new one"
-                    )
+                    raise _not_a_node_key(args.node_key, exported.pod)
                 return
             result = await Signer(pod=exported.pod, ingest=node.ingest).post(
                 root_key.signing_key(), "node.key", {"key": node_key.public}, scope="public"
