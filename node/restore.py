@@ -34,12 +34,14 @@ class ExportedPod(msgspec.Struct, frozen=True, kw_only=True):
     roster_scope: Literal["public", "peers"]
     #: The node keys its root attested (``node.key`` events), oldest first.
     node_keys: tuple[str, ...] = ()
+    #: How many of its events are in ``pod`` scope (only its own pod's node may hold them).
+    pod_events: int = 0
 
 
 def export_pod(path: Path) -> ExportedPod | None:
     """The pod an export is of, from its first event (``pod.created``), its first member
     event of that pod (whose scope is where the pod keeps its roster; ``public`` if none) and
-    its ``node.key`` events.
+    its ``node.key`` events, and how many of its events are in ``pod`` scope.
     ``None`` for a file of events that does not start with a pod's genesis (a hand-made
     batch, say), which only an existing pod's directory can take."""
     try:
@@ -56,10 +58,12 @@ def export_pod(path: Path) -> ExportedPod | None:
         name = str(body.get("name", "")) if body else ""
         scope: Literal["public", "peers"] | None = None
         node_keys: list[str] = []
+        pod_events = 0
         for line in fh:
             event = _event(line.strip(), path)
             if event is None or event.head.pod != pod:
                 continue
+            pod_events += event.head.scope == "pod"
             if scope is None and event.head.kind.startswith("member."):
                 scope = "peers" if event.head.scope == "peers" else "public"
             elif event.head.kind == "node.key":
@@ -67,7 +71,11 @@ def export_pod(path: Path) -> ExportedPod | None:
                 if attested is not None and isinstance(attested.get("key"), str):
                     node_keys.append(str(attested["key"]))
     return ExportedPod(
-        pod=pod, name=name, roster_scope=scope or "public", node_keys=tuple(node_keys)
+        pod=pod,
+        name=name,
+        roster_scope=scope or "public",
+        node_keys=tuple(node_keys),
+        pod_events=pod_events,
     )
 
 
@@ -88,11 +96,13 @@ def _body(event: Event) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-def other_pod_message(path: Path, exported: str, here: str, datadir: Path) -> str:
+def other_pod_message(
+    path: Path, exported: str, here: str, datadir: Path, *, pod_events: int
+) -> str:
     """The error for an export of one pod imported into another pod's data directory."""
     return (
         f"{path} is an export of pod {exported}; {datadir} holds pod {here}, which cannot"
-        f" take its pod events. To restore that pod, import into a new directory:"
+        f" take its {pod_events} pod events. To restore that pod, import into a new directory:"
         f" `kith import {path} --dir NEW-DIR --node-key OLD-DIR/node.key`"
         " (or --root-key ROOT.key for a new node key)"
     )

@@ -155,8 +155,14 @@ def cmd_import(args: argparse.Namespace) -> int:
             " into a new directory (leave them out to import into this pod)"
         )
     config = data.config()
-    if exported is not None and exported.pod != config.pod:
-        raise KithError(other_pod_message(path, exported.pod, config.pod, data.path))
+    if exported is not None and exported.pod != config.pod and exported.pod_events:
+        # Another pod's public and peers events are welcome (a peer's roster, say); its pod
+        # events are not, and an export full of them is a restore into the wrong place.
+        raise KithError(
+            other_pod_message(
+                path, exported.pod, config.pod, data.path, pod_events=exported.pod_events
+            )
+        )
     tally = asyncio.run(_ingest_file(data, path, quiet=args.quiet))
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(tally.items()))
     print(f"imported {path}: {summary or 'nothing'}")
@@ -213,11 +219,7 @@ def _restore(args: argparse.Namespace, data: Any, path: Path, exported: Any) -> 
     from node.datadir import Config, new_key_file, read_key_file, write_key_file
 
     if exported is None:
-        raise KithError(
-            f"{path} does not start with the pod's pod.created event, so it cannot restore a"
-            f" pod; {data.path} holds no pod (import into a pod's directory with --dir, or"
-            " restore from a whole `kith export` of the pod)"
-        )
+        data.config()  # not a whole pod's export: only a pod's directory can take it (raises)
     if not (args.node_key or args.root_key):
         raise KithError(
             f"{data.path} holds no pod yet: to restore pod {exported.pod} from {path} there,"

@@ -120,11 +120,17 @@ def test_an_export_of_another_pod_is_refused_and_says_how_to_restore_it(
     dump = export_jsonl(demo, tmp_path / "elm.jsonl")
     other = tmp_path / "oak"
     kith("init", "--dir", str(other), "--name", "Oak", "--port", str(free_port()))
+    scopes = [
+        json.loads(json.loads(line)["head"])["scope"] for line in dump.read_bytes().splitlines()
+    ]
+    pod_events = scopes.count("pod")
+    assert pod_events > 0
     proc = kith("import", str(dump), "--dir", str(other), "--quiet", check=False)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
         f"kith: error: {dump} is an export of pod {DataDir(demo).config().pod}; {other} holds"
-        f" pod {DataDir(other).config().pod}, which cannot take its pod events. To restore"
+        f" pod {DataDir(other).config().pod}, which cannot take its {pod_events} pod events."
+        " To restore"
         f" that pod, import into a new directory: `kith import {dump} --dir NEW-DIR --node-key"
         " OLD-DIR/node.key` (or --root-key ROOT.key for a new node key)"
     ]
