@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import icalendar
 import pytest
 from pyld import jsonld
@@ -20,7 +21,8 @@ from node.app import Node
 from node.datadir import DataDir, read_key_file
 from node.demo import DEMO_PEOPLE, NEEDS, OFFERS, _Signer, populate
 from node.exports.tables import CLAIMS_HEADER, HOURS_HEADER, NEEDS_HEADER, OFFERS_HEADER
-from tests.integration.conftest import free_port, kith
+from protocol.tokens import make_token
+from tests.integration.conftest import Pod, free_port, kith
 
 VF = "https://w3id.org/valueflows/ont/vf#"
 OM2 = "http://www.ontology-of-units-of-measure.org/resource/om-2/"
@@ -96,6 +98,31 @@ def test_an_export_restores_its_pod_into_a_new_directory_with_the_old_node_key(
     # The same events make the same read models: verify's hash, and every CSV table.
     assert projection_hash(new) == projection_hash(demo)
     assert csv_export(new, tmp_path / "after") == csv_export(demo, tmp_path / "before")
+    # … and both nodes answer the same needs, offers and time bank over HTTP.
+    node_key = read_key_file(demo / "node.key")
+    token = make_token(
+        node_key.signing_key(),
+        purpose="http",
+        node_key=node_key.public,
+        now_ms=int(time.time() * 1000),
+    )
+    answers = []
+    for directory in (demo, new):
+        served = Pod(directory, free_port())
+        served.start()
+        try:
+            answers.append(
+                [
+                    httpx.get(served.url + path, headers={"authorization": f"Kith {token}"}).json()
+                    for path in ("/v1/needs?limit=100", "/v1/offers?limit=100", "/v1/timebank")
+                ]
+            )
+        finally:
+            served.stop()
+    assert answers[0] == answers[1]
+    needs, offers, bank = answers[0]
+    assert (len(needs), len(offers), bank["total_minutes_balance"]) == (9, 4, 0)
+    assert len(bank["members"]) >= 2 and len(bank["pending"]) == 1
 
 
 def test_a_restore_with_the_root_key_attests_a_new_node_key(demo: Path, tmp_path: Path) -> None:
