@@ -59,16 +59,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_read_models(args: argparse.Namespace) -> int:
-    """``kith export --format csv|ics|valueflows``: read once, write the format."""
-    import json
-
+    """``kith export --format csv|ics|valueflows``: render (``node/exports``), then write one
+    file (or stdout), or the CSV tables into a zip or a directory."""
     from node import projections
-    from node.access import Reader, readable_scopes
-    from node.calendar import calendar_entries, calendar_ics
     from node.datadir import DataDir
-    from node.exports.snapshot import read_snapshot
-    from node.exports.tables import TABLES, csv_tables
-    from node.exports.valueflows import valueflows_document
+    from node.exports.build import render
+    from node.exports.tables import TABLES
     from node.store.sqlite import SQLiteStore
 
     data = DataDir(args.dir)
@@ -78,52 +74,41 @@ def _export_read_models(args: argparse.Namespace) -> int:
             f"a CSV export is {len(TABLES)} files ({', '.join(TABLES)}): give --out FILE.zip"
             " or --out DIRECTORY"
         )
-    now_ms = int(time.time() * 1000)
-    scopes = readable_scopes(Reader(person=config.node_key, role="coordinator", pod=config.pod))
 
-    async def read() -> tuple[Any, Any]:
+    async def run() -> Any:
         store = SQLiteStore(data.db_path, extra_schema=projections.SCHEMA)
         await store.open()
         try:
-            snap = await read_snapshot(
-                store, pod=config.pod, name=config.name, reader_key=config.node_key, now_ms=now_ms
-            )
-            entries = await store.read(
-                lambda conn: calendar_entries(conn, config.pod, now_ms, scopes)
+            return await render(
+                store,
+                fmt=args.format,
+                pod=config.pod,
+                name=config.name,
+                reader_key=config.node_key,
+                now_ms=int(time.time() * 1000),
             )
         finally:
             await store.close()
-        return snap, entries
 
-    snap, entries = asyncio.run(read())
-    if args.format == "ics":
-        _write_one(args.out, calendar_ics(entries, name=config.name or "Kith pod"))
-        print(f"exported {len(entries)} calendar entries", file=sys.stderr)
+    rendered = asyncio.run(run())
+    if args.format != "csv":
+        (body,) = rendered.files.values()
+        _write_one(args.out, body)
+        print(f"exported {rendered.summary}", file=sys.stderr)
         return 0
-    if args.format == "valueflows":
-        document = valueflows_document(snap)
-        _write_one(args.out, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
-        print(f"exported {len(document['@graph'])} ValueFlows objects", file=sys.stderr)
-        return 0
-    tables = csv_tables(snap)
     if args.out.endswith(".zip"):
         import zipfile
 
         with _private_file(args.out) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as z:
-            for name, body in tables.items():
+            for name, body in rendered.files.items():
                 z.writestr(name, body)
     else:
         folder = Path(args.out)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name, body in tables.items():
+        for name, body in rendered.files.items():
             with _private_file(str(folder / name)) as fh:
                 fh.write(body)
-    claims = sum(len(n.claims) for n in snap.needs)
-    print(
-        f"exported {len(snap.needs)} needs, {len(snap.offers)} offers, {claims} claims and"
-        f" {len(snap.hours)} hours entries to {args.out}",
-        file=sys.stderr,
-    )
+    print(f"exported {rendered.summary} to {args.out}", file=sys.stderr)
     return 0
 
 

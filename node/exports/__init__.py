@@ -11,8 +11,8 @@ pod's pod-scope events.
 - ``valueflows`` (``valueflows``): JSON-LD in the ValueFlows vocabulary — Agents, Intents,
   Commitments and EconomicEvents.
 
-``snapshot.read_snapshot`` reads the read models once, in one read transaction, so that the
-tables agree. This module stays light: ``kith --help`` imports it for ``FORMATS``.
+``build.render`` makes one export: ``snapshot.read_snapshot`` reads the read models once, in one
+read transaction, so that the tables agree, and the format's module renders them. This module stays light: ``kith --help`` imports it for ``FORMATS``.
 """
 
 from __future__ import annotations
