@@ -11,8 +11,9 @@ pod's pod-scope events.
 - ``valueflows`` (``valueflows``): JSON-LD in the ValueFlows vocabulary — Agents, Intents,
   Commitments and EconomicEvents.
 
-``build.render`` makes one export: ``snapshot.read_snapshot`` reads the read models once, in one
-read transaction, so that the tables agree, and the format's module renders them. This module stays light: ``kith --help`` imports it for ``FORMATS``.
+``build.render`` makes one export: ``snapshot.read_snapshot`` reads needs, offers and hours in
+one read, so that the tables agree, and the format's module renders them. This module stays
+light: ``kith --help`` imports it for ``FORMATS``.
 """
 
 from __future__ import annotations
