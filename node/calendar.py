@@ -23,18 +23,22 @@ True
 from __future__ import annotations
 
 import datetime
+import sqlite3
 from collections.abc import Iterable, Sequence
 
 import icalendar
 import msgspec
 
+from node import projections
 from node.projections.facts import COORDINATING_ROLES, Fact
 from node.projections.gatherings import GatheringView
+from node.projections.sqlite import MAX_PAGE, facts_about
 from node.projections.views import NeedView, OfferView
 
 __all__ = [
     "Entry",
     "Revision",
+    "calendar_entries",
     "calendar_ics",
     "gathering_entries",
     "need_entries",
@@ -143,6 +147,30 @@ def gathering_entries(view: GatheringView) -> list[Entry]:
             else None,
         )
     ]
+
+
+def calendar_entries(
+    conn: sqlite3.Connection, pod: str, now_ms: int, scopes: Sequence[str]
+) -> list[Entry]:
+    """The calendar entries of ``pod``'s needs, offers and gatherings in ``scopes``, read from
+    the projections (a page of each: ``MAX_PAGE``) — what a feed or ``kith export --format
+    ics`` shows."""
+    entries: list[Entry] = []
+    limit = MAX_PAGE
+    for need in projections.list_needs(conn, now_ms=now_ms, pod=pod, limit=limit, scopes=scopes):
+        facts = facts_about(conn, need.id)
+        entries += need_entries(need, revision_of(need.pod, need.author, need.ts, facts))
+    offers = projections.list_offers(
+        conn, now_ms=now_ms, pod=pod, include_withdrawn=True, limit=limit, scopes=scopes
+    )
+    for offer in offers:
+        facts = facts_about(conn, offer.id)
+        entries += offer_entries(offer, revision_of(offer.pod, offer.author, offer.ts, facts))
+    for gathering in projections.list_gatherings(
+        conn, now_ms=now_ms, pod=pod, limit=limit, scopes=scopes
+    ):
+        entries += gathering_entries(gathering)
+    return entries
 
 
 def _utc(ms: int) -> datetime.datetime:

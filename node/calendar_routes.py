@@ -14,7 +14,6 @@ Feeds hold titles, categories, coarse areas, public places and times only (``nod
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,19 +22,10 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from node import projections
 from node.access import Reader
-from node.calendar import (
-    Entry,
-    calendar_ics,
-    gathering_entries,
-    need_entries,
-    offer_entries,
-    revision_of,
-)
+from node.calendar import calendar_entries, calendar_ics
 from node.calendar_feeds import Feed, FeedBook, FeedError
 from node.http import Problem, node_of, problem
-from node.projections.sqlite import MAX_PAGE, facts_about
 
 __all__ = ["CALENDAR_ROUTES"]
 
@@ -66,25 +56,6 @@ def _book(request: Request[Any, Any, Any]) -> FeedBook:
     return book
 
 
-def _entries(conn: sqlite3.Connection, pod: str, now_ms: int, scopes: Sequence[str]) -> list[Entry]:
-    entries: list[Entry] = []
-    limit = MAX_PAGE
-    for need in projections.list_needs(conn, now_ms=now_ms, pod=pod, limit=limit, scopes=scopes):
-        facts = facts_about(conn, need.id)
-        entries += need_entries(need, revision_of(need.pod, need.author, need.ts, facts))
-    offers = projections.list_offers(
-        conn, now_ms=now_ms, pod=pod, include_withdrawn=True, limit=limit, scopes=scopes
-    )
-    for offer in offers:
-        facts = facts_about(conn, offer.id)
-        entries += offer_entries(offer, revision_of(offer.pod, offer.author, offer.ts, facts))
-    for gathering in projections.list_gatherings(
-        conn, now_ms=now_ms, pod=pod, limit=limit, scopes=scopes
-    ):
-        entries += gathering_entries(gathering)
-    return entries
-
-
 class _Built(msgspec.Struct, frozen=True):
     """A feed as built for one state of the log: its bytes and their ETag."""
 
@@ -103,7 +74,7 @@ async def _feed(request: Request[Any, Any, Any], scopes: Sequence[str]) -> Respo
     built: dict[tuple[str, ...], _Built] = request.app.state.setdefault("calendar_built", {})
     cached = built.get(key[0])
     if cached is None or cached.key != key:
-        entries = await node.store.read(lambda conn: _entries(conn, node.pod, now, scopes))
+        entries = await node.store.read(lambda conn: calendar_entries(conn, node.pod, now, scopes))
         roster = node.ingest.roster.pods.get(node.pod)
         name = (roster.name if roster is not None else "") or "Kith pod"
         body = calendar_ics(entries, name=name)

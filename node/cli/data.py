@@ -16,7 +16,10 @@ from protocol.reasons import KithError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``kith export``: every event the node may read, as JSON lines."""
+    """``kith export``: every event the node may read, as JSON lines; or, with ``--format
+    csv|ics|valueflows``, the pod's read models for coordinators (``node/exports``)."""
+    if args.format != "jsonl":
+        return _export_read_models(args)
     from functools import partial
 
     from node import projections
@@ -55,48 +58,216 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    """``kith import``: ingest a JSON-lines export, in batches."""
-    from tqdm import tqdm
-
-    from node.app import Node
+def _export_read_models(args: argparse.Namespace) -> int:
+    """``kith export --format csv|ics|valueflows``: render (``node/exports``), then write one
+    file (or stdout), or the CSV tables into a zip or a directory."""
+    from node import projections
     from node.datadir import DataDir
-    from protocol.validate import IMPORT
+    from node.exports.build import render
+    from node.exports.tables import TABLES
+    from node.store.sqlite import SQLiteStore
+
+    data = DataDir(args.dir)
+    config = data.config()
+    if args.format == "csv" and args.out == "-":
+        raise KithError(
+            f"a CSV export is {len(TABLES)} files ({', '.join(TABLES)}): give --out FILE.zip"
+            " or --out DIRECTORY"
+        )
+
+    async def run() -> Any:
+        store = SQLiteStore(data.db_path, extra_schema=projections.SCHEMA)
+        await store.open()
+        try:
+            return await render(
+                store,
+                fmt=args.format,
+                pod=config.pod,
+                name=config.name,
+                reader_key=config.node_key,
+                now_ms=int(time.time() * 1000),
+            )
+        finally:
+            await store.close()
+
+    rendered = asyncio.run(run())
+    if args.format != "csv":
+        (body,) = rendered.files.values()
+        _write_one(args.out, body)
+        print(f"exported {rendered.summary}", file=sys.stderr)
+        return 0
+    if args.out.endswith(".zip"):
+        import zipfile
+
+        with _private_file(args.out) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, body in rendered.files.items():
+                z.writestr(name, body)
+    else:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, body in rendered.files.items():
+            with _private_file(str(folder / name)) as fh:
+                fh.write(body)
+    print(f"exported {rendered.summary} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_one(out: str, body: bytes) -> None:
+    if out == "-":
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+        return
+    with _private_file(out) as fh:
+        fh.write(body)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``kith import``: ingest a JSON-lines export, in batches — into the pod of ``--dir``, or,
+    when ``--dir`` holds no pod yet, restoring the export's pod there (D50)."""
+    from node.datadir import DataDir
+    from node.restore import export_pod, other_pod_message
 
     data = DataDir(args.dir)
     path = Path(args.file)
     if not path.exists():
         raise KithError(f"{path} does not exist")
-    total = path.stat().st_size
-
-    async def run() -> dict[str, int]:
-        node = Node(data)
-        await node.start()
-        tally: dict[str, int] = {}
-        try:
-            with (
-                path.open("rb") as fh,
-                tqdm(
-                    total=total, unit="B", unit_scale=True, disable=args.quiet, desc="import"
-                ) as bar,
-            ):
-                batch: list[bytes] = []
-                for line in fh:
-                    bar.update(len(line))
-                    if line.strip():
-                        batch.append(line.strip())
-                    if len(batch) >= 1000:
-                        _tally(tally, await node.ingest.submit(batch, IMPORT))
-                        batch = []
-                if batch:
-                    _tally(tally, await node.ingest.submit(batch, IMPORT))
-        finally:
-            await node.stop()
-        return tally
-
-    tally = asyncio.run(run())
+    exported = export_pod(path)
+    if not data.exists():
+        return _restore(args, data, path, exported)
+    if args.node_key or args.root_key:
+        raise KithError(
+            f"{data.path} already holds a pod: --node-key and --root-key are for restoring"
+            " into a new directory (leave them out to import into this pod)"
+        )
+    config = data.config()
+    if exported is not None and exported.pod != config.pod and exported.pod_events:
+        # Another pod's public and peers events are welcome (a peer's roster, say); its pod
+        # events are not, and an export full of them is a restore into the wrong place.
+        raise KithError(
+            other_pod_message(
+                path, exported.pod, config.pod, data.path, pod_events=exported.pod_events
+            )
+        )
+    tally = asyncio.run(_ingest_file(data, path, quiet=args.quiet))
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(tally.items()))
     print(f"imported {path}: {summary or 'nothing'}")
+    return 0 if not any(k.startswith("invalid") for k in tally) else 1
+
+
+async def _ingest_file(data: Any, path: Path, *, quiet: bool, after: Any = None) -> dict[str, int]:
+    """Ingest every line of ``path`` into the node of ``data`` (as an import); then run
+    ``after(node)`` while the node is still open."""
+    from tqdm import tqdm
+
+    from node.app import Node
+    from protocol.validate import IMPORT
+
+    node = Node(data)
+    await node.start()
+    tally: dict[str, int] = {}
+    try:
+        with (
+            path.open("rb") as fh,
+            tqdm(
+                total=path.stat().st_size, unit="B", unit_scale=True, disable=quiet, desc="import"
+            ) as bar,
+        ):
+            batch: list[bytes] = []
+            for line in fh:
+                bar.update(len(line))
+                if line.strip():
+                    batch.append(line.strip())
+                if len(batch) >= 1000:
+                    _tally(tally, await node.ingest.submit(batch, IMPORT))
+                    batch = []
+            if batch:
+                _tally(tally, await node.ingest.submit(batch, IMPORT))
+        if after is not None:
+            await after(node)
+    finally:
+        await node.stop()
+    return tally
+
+
+def _not_a_node_key(path: str, pod: str) -> KithError:
+    return KithError(
+        f"{path} is not a node key of pod {pod}: give that pod's node.key,"
+        " or --root-key ROOT.key to attest a new one"
+    )
+
+
+def _restore(args: argparse.Namespace, data: Any, path: Path, exported: Any) -> int:
+    """``kith import FILE --dir NEW-DIR``: a new data directory for the export's pod, its
+    events imported, and a node key the pod's roster attests (D50)."""
+    import shutil
+
+    from node.datadir import Config, new_key_file, read_key_file, write_key_file
+
+    if exported is None:
+        data.config()  # not a whole pod's export: only a pod's directory can take it (raises)
+    if not (args.node_key or args.root_key):
+        raise KithError(
+            f"{data.path} holds no pod yet: to restore pod {exported.pod} from {path} there,"
+            " give the old node's key (--node-key OLD-DIR/node.key) or the pod's root key"
+            " (--root-key ROOT.key, which attests a new node key)"
+        )
+    if data.path.exists() and any(data.path.iterdir()):
+        raise KithError(f"{data.path} is not empty and holds no pod: restore into a new directory")
+    if args.node_key:
+        node_key = read_key_file(Path(args.node_key))
+        root_key = None
+        if node_key.public not in exported.node_keys:
+            raise _not_a_node_key(args.node_key, exported.pod)
+    else:
+        root_key = read_key_file(Path(args.root_key))
+        node_key = new_key_file()
+    made = not data.path.exists()
+    data.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        write_key_file(data.node_key_path, node_key)
+        data.write_config(
+            Config(
+                pod=exported.pod,
+                node_key=node_key.public,
+                name=exported.name,
+                roster_scope=exported.roster_scope,
+            )
+        )
+
+        async def attest(node: Any) -> None:
+            from node.signing import Signer
+
+            roster = node.ingest.roster.pods.get(exported.pod)
+            if root_key is None:
+                if roster is None or not (
+                    node_key.public in roster.node_keys and roster.is_active(node_key.public)
+                ):
+                    raise _not_a_node_key(args.node_key, exported.pod)
+                return
+            result = await Signer(pod=exported.pod, ingest=node.ingest).post(
+                root_key.signing_key(), "node.key", {"key": node_key.public}, scope="public"
+            )
+            if not result.ok:
+                raise KithError(
+                    f"{args.root_key} could not attest a new node key ({result.reason}): give"
+                    f" the current root key of pod {exported.pod}, or --node-key"
+                    " OLD-DIR/node.key"
+                )
+
+        tally = asyncio.run(_ingest_file(data, path, quiet=args.quiet, after=attest))
+    except BaseException:
+        # A failed restore leaves nothing behind: the directory is made again on the next try.
+        if made:
+            shutil.rmtree(data.path, ignore_errors=True)
+        else:
+            for child in data.path.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(tally.items()))
+    print(f"Restored pod {exported.name!r} ({exported.pod}) into {data.path}: {summary}")
+    if root_key is not None:
+        print(f"  new node key: {node_key.public} (attested by the root key)")
+    print(f"Start the node with: kith serve --dir {data.path}")
     return 0 if not any(k.startswith("invalid") for k in tally) else 1
 
 
@@ -196,12 +367,43 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     """Add ``export``, ``import``, ``verify``, ``backup`` and ``migrate`` to ``kith``."""
-    p = add_command(sub, "export", "write every event as JSON lines", cmd_export)
-    p.add_argument("--format", choices=["jsonl"], default="jsonl")
-    p.add_argument("--out", default="-", help="file (default stdout)")
-    p = add_command(sub, "import", "ingest events from a JSON-lines export", cmd_import)
+    from node.exports import FORMATS
+
+    p = add_command(
+        sub,
+        "export",
+        "write every event as JSON lines (a restore), or the pod's needs, offers, claims and"
+        " hours for coordinators: CSV tables, iCalendar or ValueFlows JSON-LD",
+        cmd_export,
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl: every event, for `kith import` (default); csv: needs.csv, offers.csv,"
+        " claims.csv, hours.csv (in a .zip or a directory); ics: the pod's calendar;"
+        " valueflows: JSON-LD (Agents, Intents, Commitments, EconomicEvents)",
+    )
+    p.add_argument(
+        "--out",
+        default="-",
+        help="file (default stdout); for csv a FILE.zip or a directory",
+    )
+    p = add_command(
+        sub,
+        "import",
+        "ingest events from a JSON-lines export; into a new --dir, restore the export's pod",
+        cmd_import,
+    )
     p.add_argument("file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--node-key", help="restoring: the old node's node.key (kept with your backups)"
+    )
+    keys.add_argument(
+        "--root-key", help="restoring: the pod's root key, which attests a new node key"
+    )
     p = add_command(sub, "verify", "re-check every signature, hash and chain", cmd_verify)
     p.add_argument(
         "--rebuild", action="store_true", help="also rebuild the read models from the log"

@@ -915,6 +915,14 @@ def timebank(
     return timebank_view(pod, balances, map(_entry, pending), limit_minutes)
 
 
+def hours_entries(conn: sqlite3.Connection, *, pod: str) -> list[HoursEntry]:
+    """Every hours entry of ``pod``, pending and confirmed, oldest first (for exports)."""
+    rows = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM pj_hours WHERE pod = ? ORDER BY ts, id", (pod,)
+    )
+    return [_entry(row) for row in rows]
+
+
 def get_referral(conn: sqlite3.Connection, referral_id: str) -> ReferralView | None:
     """One referral as derived (the clock-dependent ``lapsed`` is the reader's: see
     ``overflow.shown_state``), or ``None`` if it is not known here."""
