@@ -151,11 +151,13 @@ def _make_pod(data: Any, name: str, args: argparse.Namespace) -> tuple[str, str]
     return root.public, node_key.public
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, command: str) -> socket.socket:
     """The listening socket for ``host:port``, or a ``KithError`` saying the port is taken and
     how to pick another. Bound here, not inside uvicorn, so that a taken port is one line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: the connections it accepts inherit it, and asyncio turns Nagle off
+    # (TCP_NODELAY) only on sockets that say TCP — else fanout waits on delayed ACKs (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -164,7 +166,7 @@ def _bind(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise KithError(
                 f"port {port} on {host} is already in use (another kith node, or another"
-                " program): pick another with `kith serve --port N` (or `make run PORT=N`)"
+                f" program): pick another with `kith {command} --port N` (or `make run PORT=N`)"
             ) from None
         raise KithError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
@@ -174,7 +176,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = None) -> None:
+def _serve(
+    node: Any,
+    host: str,
+    port: int,
+    banner: Callable[[], None] | None = None,
+    *,
+    command: str = "serve",
+) -> None:
+    """Serve ``node`` on ``host:port`` until a signal stops it (``command`` names the ``kith``
+    command a person would rerun with another port)."""
     import uvicorn
 
     from node.api import build_app
@@ -184,7 +195,7 @@ def _serve(node: Any, host: str, port: int, banner: Callable[[], None] | None = 
     # and the directory is what the person must hear about.
     node.take_lock()
     try:
-        sock = _bind(host, port)
+        sock = _bind(host, port, command)
     except BaseException:
         node.release_lock()
         raise
@@ -231,19 +242,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``kith demo``: a temporary pod full of demo data, served on localhost."""
+    """``kith demo``: a temporary pod full of demo data, served on localhost.
+
+    The temporary folder is removed when the demo stops (Ctrl-C, SIGTERM, or a failure to
+    start); a ``--dir`` the person gave is theirs to keep.
+    """
+    import shutil
+    import signal
+
+    if args.dir:
+        return _demo(Path(args.dir), args)
+    workdir = Path(tempfile.mkdtemp(prefix="kith-demo-"))
+    # SIGTERM's default ends the process at once, past any cleanup: as an exit, it unwinds.
+    # (uvicorn re-raises the signal it stopped on once it has shut down.)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _demo(workdir, args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _demo(workdir: Path, args: argparse.Namespace) -> int:
     from node.app import Node
     from node.cli.invites import invite_link
     from node.datadir import DataDir
     from node.demo import invite, populate
 
-    workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="kith-demo-"))
     ns = argparse.Namespace(
         dir=str(workdir),
         name="Elm Street Mutual Aid",
         host=args.host,
         port=args.port,
         roster="public",
+        quiet_start_hint=True,  # the demo starts it itself
     )
     cmd_init(ns)
     data = DataDir(workdir)
@@ -271,8 +307,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  member keys: {workdir}/*.key (e.g. kith post need --key {workdir}/bao.key ...)")
         print(f"The board: {url}/ — join the demo pod in your browser with this one-time link:")
         print(f"  {invite_link(url, codes[0])}")
+        if not args.dir:
+            print("Ctrl-C stops the demo and removes its folder (keep one with kith demo --dir).")
 
-    _serve(Node(data), args.host, args.port, banner)
+    _serve(Node(data), args.host, args.port, banner, command="demo")
     return 0
 
 

@@ -668,7 +668,7 @@ def test_serve_and_demo_wire_the_node_to_the_server(
 
     calls: list[tuple[str, str, int]] = []
 
-    def fake_serve(node: Node, host: str, port: int, banner: Any = None) -> None:
+    def fake_serve(node: Node, host: str, port: int, banner: Any = None, **kw: Any) -> None:
         calls.append((node.pod, host, port))
         if banner is not None:
             banner()
