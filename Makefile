@@ -3,6 +3,8 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo's port: `make run PORT=8471` when 8470 is taken.
+PORT ?= 8470
 
 .PHONY: run test lint types pytest bench clean
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/kith demo
+	$(BIN)/kith demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check protocol node tests bench docker

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,10 @@ from protocol.reasons import InvalidToken, KithError
 from protocol.tokens import check_token
 
 VERSION = "0.1.0"
+
+
+class DataDirInUse(KithError):
+    """Another process (a running ``kith serve``, most often) holds the data directory."""
 
 
 class Node:
@@ -94,15 +99,7 @@ class Node:
         `kith member add`/`import`/`verify`, from writing beside a running node (whose
         in-memory log heads would go stale).
         """
-        self._lock = open(self.datadir.path / "node.lock", "a+")  # noqa: SIM115
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise KithError(
-                f"{self.datadir.path} is in use by another kith process (a running `kith serve`?);"
-                " stop it, or talk to it with --url"
-            ) from None
+        self.take_lock()
         await self.store.open()
         await self.ingest.start()
         self.fanout.published = await self.store.last_cursor()
@@ -115,7 +112,38 @@ class Node:
         await self.fanout.stop()
         await self.store.close()
         self.executor.shutdown(wait=False)
+        self.release_lock()
+
+    def take_lock(self) -> None:
+        """Hold the data directory's lock (``node.lock``, which names the holder's pid) until
+        ``stop``; a ``KithError`` naming the holder if another process has it. Idempotent:
+        ``kith serve`` takes it before binding its port, ``start`` then keeps it."""
         if self._lock is not None:
+            return
+        lock = open(self.datadir.path / "node.lock", "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            pid = lock.read().strip()
+            lock.close()
+            holder = f" (pid {pid})" if pid.isdigit() else ""
+            raise DataDirInUse(
+                f"{self.datadir.path} is in use by another kith process{holder}, a running"
+                " `kith serve`? Stop the other node first (Ctrl-C where it runs"
+                + (f", or `kill {pid}`" if pid.isdigit() else "")
+                + "), then run this again"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
+    def release_lock(self) -> None:
+        """Let go of the data directory's lock (nothing if not held)."""
+        if self._lock is not None:
+            self._lock.truncate(0)
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None

@@ -146,7 +146,8 @@ class DataDir:
         """Load config.json, with a readable error."""
         if not self.exists():
             raise KithError(
-                f"{self.path} is not a Kith data directory: run `kith init --dir {self.path}`"
+                "no Kith data directory here (use --dir, or kith init to create a new pod):"
+                f" {self.path} has no config.json"
             )
         try:
             return msgspec.json.decode(self.config_path.read_bytes(), type=Config)

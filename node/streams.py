@@ -14,7 +14,6 @@ import contextlib
 import heapq
 import logging
 import os
-import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,7 +52,7 @@ from protocol.reasons import InvalidToken, RejectedEvent
 from protocol.validate import CLIENT
 
 log = logging.getLogger("kith.streams")
-_OPEN = State.OPEN  # uvicorn's protocol (websockets.legacy) shares websockets' State
+_OPEN = State.OPEN  # KithWebSocketProtocol.state speaks websockets' State
 #: Scope extension under which KithWebSocketProtocol exposes the connection.
 DIRECT_EXTENSION = "kith.direct-websocket"
 
@@ -85,22 +84,51 @@ def to_query(
 
 
 def direct_websocket_protocol() -> type[Any]:
-    """uvicorn's websockets protocol, handing itself to ``/v1/stream`` through the ASGI scope.
+    """uvicorn's sans-I/O websockets protocol, handing itself to ``/v1/stream`` through the
+    ASGI scope.
 
-    Fanout then writes frames straight onto the connection (``write_frame_sync``, what
-    ``websockets.broadcast`` does) instead of one ASGI ``send`` per frame per subscriber.
-    Built on demand: importing uvicorn's implementation warns that it rides on
-    ``websockets.legacy``, and only ``kith serve`` needs it.
+    Fanout then writes frames straight onto the connection's transport (what
+    ``websockets.broadcast`` does) instead of one ASGI ``send`` per frame per subscriber. The
+    protocol's own ``ServerProtocol`` (``conn``) keeps no record of the data frames a server
+    sends (they are not masked), so writing beside it is safe; what ``DirectOutbox`` needs is
+    only ``state``, ``open``, ``transport`` and ``handshake_completed_event``, given here.
+    Built on demand, so that only ``kith serve`` imports uvicorn.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-    class KithWebSocketProtocol(WebSocketProtocol):
+    class KithWebSocketProtocol(WebSocketsSansIOProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.handshake_completed_event = asyncio.Event()
+
+        @property
+        def state(self) -> State:
+            """The connection's state as fanout sees it: CLOSING from our close frame on
+            (nothing may follow it), CLOSED once the transport is lost."""
+            if self.disconnected:
+                return State.CLOSED
+            if self.close_sent or self.transport.is_closing():
+                return State.CLOSING
+            return self.conn.state
+
+        @property
+        def open(self) -> bool:
+            """Frames may still be written."""
+            return self.state is _OPEN
+
         async def run_asgi(self) -> None:
             extensions: dict[str, Any] = self.scope["extensions"]
             extensions[DIRECT_EXTENSION] = self
             await super().run_asgi()
+
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if self.handshake_complete:  # the 101 (or a refusal) is on the wire
+                self.handshake_completed_event.set()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            self.handshake_completed_event.set()  # nothing waits for a handshake that never comes
 
     return KithWebSocketProtocol
 

@@ -13,7 +13,22 @@ from typing import Any, TextIO
 import websockets
 
 from protocol.crypto import SigningKey
+from protocol.reasons import KithError
 from protocol.tokens import make_token
+
+
+class NodeDown(KithError):
+    """The node's stream could not be opened at all (not running, or not a Kith node there).
+
+    Only the first connection raises it: once a tail has followed a node, a lost connection
+    is said and retried (the node may be restarting), and the tail resumes where it was.
+    """
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"no Kith node answers at {url} ({why})")
+        self.url = url
+        self.why = why
+
 
 _SHOWN = (
     "title",
@@ -73,17 +88,22 @@ async def tail(
     last = after
     shown = 0
     delay = 0.5
+    followed = False  # has the stream ever opened? (before: a node down is an error)
+    down = False  # is the node gone right now? (said once, then "still down")
     while True:
         try:
             async with websockets.connect(stream_url(url), max_size=2**22) as ws:
                 delay = 0.5
+                if down:
+                    print("-- the node is back; resuming --", file=sys.stderr, flush=True)
+                followed, down = True, False
                 sub = dict(filt)
                 if last is None:
                     sub.setdefault("limit", 10)  # like tail(1): the last few, then follow
                 else:
                     sub.pop("limit", None)
-                async for raw in ws:
-                    frame = json.loads(raw)
+                while True:  # recv, not `async for`: a node that closes must be said
+                    frame = json.loads(await ws.recv())
                     verb = frame[0]
                     if verb == "CHALLENGE":
                         if key is not None and node_key is not None:
@@ -114,10 +134,29 @@ async def tail(
                     elif verb == "NOTICE":
                         print(f"-- {frame[1]} --", file=sys.stderr, flush=True)
         except (OSError, websockets.exceptions.WebSocketException) as exc:
+            if not followed:
+                raise NodeDown(url, _why(exc)) from None
             print(
-                f"-- connection lost ({exc.__class__.__name__}); retrying in {delay:.1f}s --",
+                f"-- {'the node went away' if not down else 'still down'} ({_why(exc)});"
+                f" retrying in {delay:.1f}s (Ctrl-C to stop) --",
                 file=sys.stderr,
                 flush=True,
             )
+            down = True
         await asyncio.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 30.0)
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason a connection failed or ended, for a person."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, websockets.exceptions.InvalidStatus):
+        return f"HTTP {exc.response.status_code} on {_STREAM}: is it a Kith node?"
+    if isinstance(exc, websockets.exceptions.ConnectionClosed):
+        return "connection closed"
+    text = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+    return str(text)
+
+
+_STREAM = "/v1/stream"

@@ -11,7 +11,7 @@ import argparse
 import datetime
 from typing import Any
 
-from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.options import Subcommands, add_node_options, node_client, node_url
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -20,7 +20,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 def cmd_url(args: argparse.Namespace) -> int:
     """``kith calendar url``: the public feed's address."""
-    print(f"{args.url.rstrip('/')}/v1/calendar.ics")
+    print(f"{node_url(args).rstrip('/')}/v1/calendar.ics")
     return 0
 
 

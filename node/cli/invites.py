@@ -16,7 +16,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from node.cli.options import Subcommands, add_node_options, node_client
+from node.cli.options import Subcommands, add_node_options, node_client, node_url
 from node.cli.posts import print_result
 from protocol.reasons import KithError
 
@@ -65,7 +65,7 @@ def cmd_invite_create(args: argparse.Namespace) -> int:
     status = print_result("invite.created", result)
     if status != 0:
         return status
-    link = invite_link(args.link or args.url, code)
+    link = invite_link(args.link or node_url(args), code)
     qr = segno.make(link, error="m")
     print()
     print("Send this link, or show the QR code; it works once:")
@@ -79,7 +79,7 @@ def cmd_invite_create(args: argparse.Namespace) -> int:
     hours = expires_ms / 3_600_000
     print(f"Whoever opens it first makes their key in their browser; {who}.")
     print(f"It expires in {hours:g} hours. `kith invite revoke {result['id']}` withdraws it.")
-    if not args.link and _loopback(args.url):
+    if not args.link and _loopback(node_url(args)):
         print(
             "Note: this link names the node by a loopback address, which a phone cannot reach;"
             " pass --link http://<this machine's address>:<port> for the address people use.",

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from node.cli import devices, moderation
-from node.cli.options import Subcommands, add_dir_option
+from node.cli.options import Subcommands, add_dir_option, node_url
 from node.cli.posts import print_result
 from protocol.reasons import KithError
 
@@ -59,6 +59,7 @@ def cmd_key_show(args: argparse.Namespace) -> int:
 
 def cmd_member_add(args: argparse.Namespace) -> int:
     """``kith member add``: add a member, through the running node or offline."""
+    from node.app import DataDirInUse
     from node.client import KithClient, NodeUnreachable
     from node.datadir import DataDir, read_key_file
 
@@ -76,12 +77,18 @@ def cmd_member_add(args: argparse.Namespace) -> int:
         if args.role != "member":
             raise KithError("an invite only ever makes a member: drop --role or --invite")
         body["invite"] = args.invite  # approves the join request waiting on it
-    url = args.url or f"http://{config.host}:{config.port}"
+    url = node_url(args)
     client = KithClient(url, data.node_key().signing_key())
     try:
         result = client.post("member.added", body, scope=config.roster_scope)
     except NodeUnreachable:
-        result = asyncio.run(_offline_post(data, "member.added", body, config.roster_scope))
+        try:  # no node answers: written straight into the data directory
+            result = asyncio.run(_offline_post(data, "member.added", body, config.roster_scope))
+        except DataDirInUse:
+            raise KithError(
+                f"the node of {data.path} is running but does not answer at {url}:"
+                " give the address it serves on with --url"
+            ) from None
     return print_result("member.added", result)
 
 
@@ -140,7 +147,7 @@ def register(sub: Subcommands) -> None:
         metavar="ID",
         help="approve the join request waiting on this invite (`kith invite list`)",
     )
-    p.add_argument("--url", help="the running node (default: from config)")
+    p.add_argument("--url", help="the running node (default: the one --dir's config names)")
     p.set_defaults(fn=cmd_member_add)
     moderation.register_member_actions(member_sub)
     devices.register_member_actions(member_sub)

@@ -36,7 +36,8 @@ def add_command(
     return p
 
 
-#: The node a command talks to unless ``--url`` says otherwise (``kith serve``'s default).
+#: The node a command talks to when neither ``--url`` nor ``--dir``'s config says otherwise
+#: (``kith init``'s and ``kith serve``'s default).
 DEFAULT_URL = "http://127.0.0.1:8470"
 
 
@@ -46,18 +47,52 @@ def add_node_options(
     key_help: str | None = "your key file",
     key_required: bool = True,
 ) -> None:
-    """Give a command that talks to a running node ``--url`` and (unless ``key_help`` is
-    ``None``) ``--key``, the member's key file it signs and reads with."""
+    """Give a command that talks to a running node ``--url``, ``--dir`` (whose config names
+    the node when ``--url`` is not given) and (unless ``key_help`` is ``None``) ``--key``,
+    the member's key file it signs and reads with."""
     if key_help is not None:
         parser.add_argument("--key", required=key_required, help=key_help)
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help=f"the node (default: the one --dir's config names, else {DEFAULT_URL})",
+    )
+    if "--dir" not in parser._option_string_actions:  # add_command may have given it already
+        parser.add_argument(
+            "--dir",
+            default=DEFAULT_DIR,
+            help=f"data directory whose node to talk to, when there is one (default {DEFAULT_DIR})",
+        )
+
+
+def node_url(args: argparse.Namespace) -> str:
+    """The node a command talks to: ``--url``; else the host and port in ``--dir``'s config,
+    if that directory holds a pod; else ``DEFAULT_URL``."""
+    from node.datadir import DataDir
+
+    url: str | None = getattr(args, "url", None)
+    if url:
+        return url
+    data = DataDir(getattr(args, "dir", None) or DEFAULT_DIR)
+    if not data.exists():
+        return DEFAULT_URL
+    config = data.config()
+    return local_url(config.host, config.port)
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL of a node serving on ``host:port`` as a command on this machine reaches it (a
+    node on every interface answers on loopback)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def node_client(args: argparse.Namespace) -> tuple[Any, Any]:
-    """A client for ``args.url`` signing with ``args.key`` (if given), and the key file."""
+    """A client for the node of ``args`` (``node_url``) signing with ``args.key`` (if given),
+    and the key file."""
     from node.client import KithClient
     from node.datadir import read_key_file
 
     path = getattr(args, "key", None)
     key = read_key_file(Path(path)) if path else None
-    return KithClient(args.url, None if key is None else key.signing_key()), key
+    return KithClient(node_url(args), None if key is None else key.signing_key()), key

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,16 +18,110 @@ import msgspec
 from node.cli.options import Subcommands, add_command
 from protocol.reasons import KithError
 
+#: What ``kith init`` writes into its directory: all of it is removed again if init fails.
+_INIT_FILES = (
+    "config.json",
+    "root.key",
+    "node.key",
+    "node.lock",
+    "kith.db",
+    "kith.db-wal",
+    "kith.db-shm",
+    "kith.db-journal",
+)
+#: The longest pod name ``pod.created`` accepts (protocol/kinds.py ``Name``).
+_MAX_NAME = 80
+
+
+def _check_name(name: str) -> str:
+    """The pod's name as given, or a ``KithError`` saying what a name must be."""
+    if not name.strip():
+        raise KithError(
+            "the pod needs a name: kith init --name 'Elm Street Mutual Aid' (it cannot be blank)"
+        )
+    if len(name) > _MAX_NAME:
+        raise KithError(
+            f"the pod's name is {len(name)} characters; keep it to {_MAX_NAME} or fewer"
+        )
+    return name
+
+
+def _undo_init(path: Path, first_new: Path | None) -> None:
+    """Remove what a failed ``kith init`` made: the directories it created, or, in a directory
+    that was already there, only its own files (never anything else in it)."""
+    import shutil
+
+    if first_new is not None:
+        shutil.rmtree(first_new, ignore_errors=True)
+        return
+    for name in _INIT_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (path / name).unlink()
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet (``None``: all do)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """``kith init``: a new pod's keys, config and genesis events in ``--dir``."""
-    from node.app import Node
-    from node.datadir import Config, DataDir, new_key_file, write_key_file
-    from node.demo import _Signer
+    """``kith init``: a new pod's keys, config and genesis events in ``--dir``.
 
+    A failed init leaves nothing behind: what it made is removed, and only that.
+    """
+    from node.datadir import DataDir
+
+    name = _check_name(args.name)
     data = DataDir(args.dir)
     if data.exists():
-        raise KithError(f"{data.path} already holds a node (config.json exists)")
+        raise KithError(
+            f"{data.path} already holds a pod (config.json exists): serve it with"
+            f" `kith serve --dir {data.path}`, or give another --dir for a new pod"
+        )
+    for name_in_use in _INIT_FILES:
+        if (data.path / name_in_use).exists():
+            raise KithError(
+                f"{data.path} already holds {name_in_use} but no config.json (a pod half made"
+                " by hand?): move it away, or give another --dir for a new pod"
+            )
+    first_new = _first_missing(data.path)
+    try:
+        root, node_key = _make_pod(data, name, args)
+    except OSError as exc:
+        _undo_init(data.path, first_new)
+        raise KithError(
+            f"cannot make a pod in {data.path}: {exc.strerror or exc}"
+            " (choose a directory you may write with --dir)"
+        ) from None
+    except BaseException:
+        _undo_init(data.path, first_new)
+        raise
+    print(f"Created pod {name!r} in {data.path}")
+    print(f"  pod id:   {root}")
+    print(f"  node key: {node_key}")
+    print(f"The pod's root key is {data.root_key_path}. It is only needed to rotate keys:")
+    print("move it offline (a USB stick in a drawer) and delete it from this machine.")
+    if args.roster == "peers":
+        print(
+            "The roster is kept among direct peers: strangers see that the pod exists, not who"
+            " or how many are in it; members post in pod or peers scope, never public."
+        )
+    if not getattr(args, "quiet_start_hint", False):
+        print(f"Start the node with: kith serve --dir {data.path}")
+    return 0
+
+
+def _make_pod(data: Any, name: str, args: argparse.Namespace) -> tuple[str, str]:
+    """Write the keys, config and genesis events; the pod id and the node key."""
+    from node.app import Node
+    from node.datadir import Config, new_key_file, write_key_file
+    from node.demo import _Signer
+
     data.path.mkdir(parents=True, exist_ok=True, mode=0o700)
     root, node_key = new_key_file(), new_key_file()
     write_key_file(data.root_key_path, root)
@@ -32,7 +129,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = Config(
         pod=root.public,
         node_key=node_key.public,
-        name=args.name,
+        name=name,
         host=args.host,
         port=args.port,
         roster_scope=args.roster,
@@ -45,24 +142,38 @@ def cmd_init(args: argparse.Namespace) -> int:
         try:
             signer = _Signer(node)
             root_key = root.signing_key()
-            await signer.post(root_key, "pod.created", {"name": args.name}, scope="public")
+            await signer.post(root_key, "pod.created", {"name": name}, scope="public")
             await signer.post(root_key, "node.key", {"key": node_key.public}, scope="public")
         finally:
             await node.stop()
 
     asyncio.run(genesis())
-    print(f"Created pod {args.name!r} in {data.path}")
-    print(f"  pod id:   {root.public}")
-    print(f"  node key: {node_key.public}")
-    print(f"The pod's root key is {data.root_key_path}. It is only needed to rotate keys:")
-    print("move it offline (a USB stick in a drawer) and delete it from this machine.")
-    if args.roster == "peers":
-        print(
-            "The roster is kept among direct peers: strangers see that the pod exists, not who"
-            " or how many are in it; members post in pod or peers scope, never public."
-        )
-    print(f"Start the node with: kith serve --dir {data.path}")
-    return 0
+    return root.public, node_key.public
+
+
+def _bind(host: str, port: int, command: str) -> socket.socket:
+    """The listening socket for ``host:port``, or a ``KithError`` saying the port is taken and
+    how to pick another. Bound here, not inside uvicorn, so that a taken port is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: the connections it accepts inherit it, and asyncio turns Nagle off
+    # (TCP_NODELAY) only on sockets that say TCP — else fanout waits on delayed ACKs (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise KithError(
+                f"port {port} on {host} is already in use (another kith node, or another"
+                f" program): pick another with `kith {command} --port N` (or `make run PORT=N`)"
+            ) from None
+        raise KithError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (check --host, or pick another port with --port N)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve(
@@ -72,15 +183,24 @@ def _serve(
     banner: Callable[[], None] | None = None,
     *,
     tls: tuple[Path, Path] | None = None,
+    command: str = "serve",
 ) -> None:
-    """Serve ``node`` on ``host:port`` until stopped; https and wss with ``tls`` (cert, key)."""
+    """Serve ``node`` on ``host:port`` until a signal stops it; https and wss with ``tls``
+    (cert, key). ``command`` names the ``kith`` command a person would rerun with another port."""
     import uvicorn
 
     from node.api import build_app
-
-    app = build_app(node)
     from node.streams import direct_websocket_protocol
 
+    # The data directory first: a second `kith serve` of one pod would also find its port taken,
+    # and the directory is what the person must hear about.
+    node.take_lock()
+    try:
+        sock = _bind(host, port, command)
+    except BaseException:
+        node.release_lock()
+        raise
+    app = build_app(node)
     config = uvicorn.Config(
         app,
         host=host,
@@ -97,7 +217,7 @@ def _serve(
     server = uvicorn.Server(config)
 
     async def run() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
@@ -107,7 +227,11 @@ def _serve(
             print(f"Kith node for pod {node.pod} listening on {scheme}://{host}:{port}", flush=True)
         await task
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        sock.close()
+        node.release_lock()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -142,19 +266,44 @@ def _tls_files(args: argparse.Namespace) -> tuple[Path, Path] | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``kith demo``: a temporary pod full of demo data, served on localhost."""
+    """``kith demo``: a temporary pod full of demo data, served on localhost.
+
+    The temporary folder is removed when the demo stops (Ctrl-C, SIGTERM, or a failure to
+    start); a ``--dir`` the person gave is theirs to keep.
+    """
+    import shutil
+    import signal
+
+    if args.dir:
+        return _demo(Path(args.dir), args)
+    workdir = Path(tempfile.mkdtemp(prefix="kith-demo-"))
+    # SIGTERM's default ends the process at once, past any cleanup: as an exit, it unwinds.
+    # (uvicorn re-raises the signal it stopped on once it has shut down.)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _demo(workdir, args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _demo(workdir: Path, args: argparse.Namespace) -> int:
     from node.app import Node
     from node.cli.invites import invite_link
     from node.datadir import DataDir
     from node.demo import invite, populate
 
-    workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="kith-demo-"))
     ns = argparse.Namespace(
         dir=str(workdir),
         name="Elm Street Mutual Aid",
         host=args.host,
         port=args.port,
         roster="public",
+        quiet_start_hint=True,  # the demo starts it itself
     )
     cmd_init(ns)
     data = DataDir(workdir)
@@ -182,8 +331,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  member keys: {workdir}/*.key (e.g. kith post need --key {workdir}/bao.key ...)")
         print(f"The board: {url}/ — join the demo pod in your browser with this one-time link:")
         print(f"  {invite_link(url, codes[0])}")
+        if not args.dir:
+            print("Ctrl-C stops the demo and removes its folder (keep one with kith demo --dir).")
 
-    _serve(Node(data), args.host, args.port, banner)
+    _serve(Node(data), args.host, args.port, banner, command="demo")
     return 0
 
 

@@ -7,15 +7,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from node.cli.options import DEFAULT_URL, Subcommands
+from node.cli.options import DEFAULT_DIR, DEFAULT_URL, Subcommands, node_url
 from node.cli.values import CATEGORIES, CATEGORY_HELP, URGENCIES, event_id
+from protocol.reasons import KithError
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """``kith tail``: print a node's live events readably."""
-    from node.client import KithClient
+    from node.client import KithClient, NodeUnreachable
     from node.datadir import read_key_file
-    from node.tail import tail
+    from node.tail import NodeDown, tail
 
     filt: dict[str, Any] = {}
     for name, value in (
@@ -27,10 +28,17 @@ def cmd_tail(args: argparse.Namespace) -> int:
             filt[name] = value
     if args.need:
         filt["need"] = args.need
+    url = node_url(args)
     key = read_key_file(Path(args.key)).signing_key() if args.key else None
-    node_key = KithClient(args.url).info()["node_key"] if key is not None else None
     try:
-        asyncio.run(tail(args.url, filt, key=key, after=args.after, node_key=node_key))
+        node_key = KithClient(url).info()["node_key"] if key is not None else None
+        asyncio.run(tail(url, filt, key=key, after=args.after, node_key=node_key))
+    except (NodeDown, NodeUnreachable) as exc:
+        why = f" ({exc.why})" if isinstance(exc, NodeDown) else ""
+        raise KithError(
+            f"no Kith node answers at {url}{why}: start it with `kith serve --dir {args.dir}`"
+            " (or point at another node with --url)"
+        ) from None
     except KeyboardInterrupt:
         return 0
     return 0
@@ -44,7 +52,14 @@ def register(sub: Subcommands) -> None:
         help="print live events readably (resumes after a dropped connection)",
         description="print live events readably (resumes after a dropped connection)",
     )
-    p.add_argument("--url", default=DEFAULT_URL, help=f"the node (default {DEFAULT_URL})")
+    p.add_argument(
+        "--url",
+        default=None,
+        help=f"the node (default: the one --dir's config names, else {DEFAULT_URL})",
+    )
+    p.add_argument(
+        "--dir", default=DEFAULT_DIR, help=f"the pod whose node to follow (default {DEFAULT_DIR})"
+    )
     p.add_argument("--kind", action="append", help="kind or prefix like 'need.*' (repeatable)")
     p.add_argument(
         "--category",

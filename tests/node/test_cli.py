@@ -140,7 +140,10 @@ def test_missing_data_dir(
     args = [a.format(tmp=tmp_path) for a in argv]
     assert main([*args, "--dir", str(missing)]) == 1
     line = error_line(capsys)
-    assert f"{missing} is not a Kith data directory: run `kith init --dir {missing}`" in line
+    assert line == (
+        "kith: error: no Kith data directory here (use --dir, or kith init to create a new pod):"
+        f" {missing} has no config.json"
+    )
     assert not missing.exists()
 
 
@@ -149,7 +152,7 @@ def test_init_refuses_an_existing_node(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     before = (tmp_path / "pod" / "config.json").read_bytes()
     assert main(["init", "--dir", str(tmp_path / "pod"), "--name", "Again"]) == 1
-    assert "already holds a node" in error_line(capsys)
+    assert "already holds a pod (config.json exists)" in error_line(capsys)
     assert (tmp_path / "pod" / "config.json").read_bytes() == before
 
 
@@ -675,7 +678,7 @@ def test_serve_and_demo_wire_the_node_to_the_server(
 
     calls: list[tuple[str, str, int]] = []
 
-    def fake_serve(node: Node, host: str, port: int, banner: Any = None, tls: Any = None) -> None:
+    def fake_serve(node: Node, host: str, port: int, banner: Any = None, **kw: Any) -> None:
         calls.append((node.pod, host, port))
         if banner is not None:
             banner()
