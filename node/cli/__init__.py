@@ -9,7 +9,7 @@ One module per domain, each adding its own subcommands through ``register(sub)``
   ``member block|unblock|remove`` and ``devices`` adds ``member list|devices|revoke-device|recover``
 - ``invites`` — ``invite create|list|revoke``
 - ``reports`` — ``report``, ``moderation show|resolve``
-- ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|withdraw``, ``details``
+- ``posts`` — ``post need|offer|claim|accept|fulfil|hours|confirm|profile|withdraw``, ``details``
 - ``reading`` — ``needs``, ``offers``, ``timebank``, ``token`` (a member reads their pod)
 - ``proposals`` — ``proposal open|vote|list|show``
 - ``tail`` — ``tail``

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from node.cli.options import Subcommands, add_command
+from node.cli.options import Subcommands, add_command, local_url
 from protocol.reasons import KithError
 
 
@@ -82,7 +82,7 @@ def _live_peers(config: Any) -> tuple[str, dict[str, dict[str, Any]]]:
     """
     from node.client import KithClient
 
-    url = _local_url(config)
+    url = local_url(config.host, config.port)
     try:
         info = KithClient(url, timeout=3.0).info()
     except KithError:
@@ -176,14 +176,6 @@ def _counts(live: dict[str, Any] | None) -> tuple[str, str, str]:
     return str(live.get("received", "-")), str(live.get("sent", "-")), said
 
 
-def _local_url(config: Any) -> str:
-    """Where this data directory's node answers (a node on every interface: loopback)."""
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.port}"
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     """``kith sync``: catch up with a peer now, through the running node or offline."""
     from tqdm import tqdm
@@ -205,7 +197,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         bar.update(events - bar.n)
 
     request = {"url": args.url, "pod": args.pod, "insecure": args.insecure}
-    client = KithClient(_local_url(config), data.node_key().signing_key())
+    client = KithClient(local_url(config.host, config.port), data.node_key().signing_key())
     summary: dict[str, Any] | None = None
     try:
         try:

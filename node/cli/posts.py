@@ -88,6 +88,16 @@ def _post_body(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "hours.logged", body
     if what == "confirm":
         return "hours.confirmed", {"entry": args.entry}
+    if what == "profile":
+        fields = {"name": args.name, "pronouns": args.pronouns, "about": args.about}
+        body = {k: v for k, v in fields.items() if v is not None}
+        if args.language:
+            body["languages"] = args.language
+        if not body:
+            raise KithError(
+                "a profile needs something in it: give --name (and --pronouns, --language, --about)"
+            )
+        return "profile.set", body
     return "need.withdrawn", {"need": args.need}
 
 
@@ -229,6 +239,15 @@ def cmd_details(args: argparse.Namespace) -> int:
     return 0
 
 
+def _language(value: str) -> str:
+    """A ``--language`` value: a language tag like ``en``, ``es`` or ``pt-BR``."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", value):
+        raise argparse.ArgumentTypeError(f"not a language tag: {value} (e.g. en, es, pt-BR)")
+    return value
+
+
 def _window_options(p: argparse.ArgumentParser, *, many: bool) -> None:
     when = "ISO 8601, e.g. 2026-03-01T18:00 (local time) or 2026-03-01T17:00Z"
     p.add_argument(
@@ -301,6 +320,22 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--claim", type=event_id)
     p.add_argument("--minutes", type=int)
     p.add_argument("--note")
+    p = post_cmd(
+        "profile",
+        "set how the pod knows you: your name (others can then name you instead of your key)",
+    )
+    p.add_argument("--name", help="your name as the pod sees it, e.g. Amara")
+    p.add_argument("--pronouns", help="e.g. she/her")
+    p.add_argument(
+        "--language",
+        action="append",
+        type=_language,
+        metavar="TAG",
+        help="a language you speak, most fluent first (repeatable), e.g. --language es",
+    )
+    p.add_argument(
+        "--about", help="a line about you; the whole profile is replaced, so give every field"
+    )
     p = post_cmd("hours", "log time given (pending until the other side confirms)")
     person = "a key file, a public key, or a member's display name"
     p.add_argument("--giver", required=True, metavar="PERSON", help=f"who gave the time: {person}")

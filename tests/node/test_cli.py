@@ -591,10 +591,10 @@ def test_refusals_and_http_errors_are_one_line(
     capsys.readouterr()
     assert main([*argv, "--title", "t", "--category", "food"]) == 1
     # a removed member cannot even get a token accepted any more
-    assert "HTTP 401: unauthorized: the token's key is not an active member" in error_line(capsys)
+    assert "does not count this key as an active member of its pod" in error_line(capsys)
 
     with pytest.raises(
-        KithError, match="HTTP 401: unauthorized: the token's key is not an active member"
+        KithError, match=r"HTTP 401: the node at .* does not count this key as an active member"
     ):
         KithClient(served.url, signing_key("nobody")).get("/v1/timebank")
     with pytest.raises(KithError, match="HTTP 404: not-found: no such event"):

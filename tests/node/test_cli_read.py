@@ -245,3 +245,32 @@ def test_needs_without_a_key_are_the_public_ones(pod: Pod) -> None:
         "ID STATUS WHAT BY TITLE",
         f"{public} open goods/low {pod.public('bo')[:8]} Anyone",
     ]
+
+
+# --- kith post profile ----------------------------------------------------------------------
+
+
+def test_a_member_names_themself_with_post_profile(pod: Pod) -> None:
+    done = pod.kith("bo", "post", "profile", "--name", "Bo Lin", "--language", "es")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("profile.set recorded")
+    hours = ["post", "hours", "--minutes", "15", "--giver", "ada", "--receiver", "bo lin"]
+    done = pod.kith("ada", *hours)
+    assert done.returncode == 0, done.stderr
+    [event] = pod.client("ada").get("/v1/events", ids=done.stdout.split()[-1])["events"]
+    assert json.loads(event["envelope"]["body"])["receiver"] == pod.public("bo")
+
+
+def test_an_empty_profile_or_a_bad_language_is_refused_in_words(pod: Pod) -> None:
+    done = pod.kith("bo", "post", "profile")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "kith: error: a profile needs something in it:"
+        " give --name (and --pronouns, --language, --about)"
+    )
+    done = pod.kith("bo", "post", "profile", "--language", "not a tag")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "kith post profile: error: argument --language: not a language tag: not a tag"
+        " (e.g. en, es, pt-BR)"
+    )
