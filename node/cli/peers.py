@@ -136,11 +136,13 @@ def cmd_peer_list(args: argparse.Namespace) -> int:
         doc = {"node": node_state, "peers": rows}
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
         return 0
+    # "node running at URL"; "node not running" and "another node answers at URL" as they are.
+    header = f"node {node_state}" if node_state.startswith("running") else node_state
     if not rows:
-        print(f"No peers (node {node_state}). Add one with:")
+        print(f"No peers ({header}). Add one with:")
         print("  kith peer add wss://HOST:PORT/v1/federation --pod POD-ID")
         return 0
-    print(f"node {node_state}")
+    print(header)
     table = [("POD", "URL", "INSECURE", "RECEIVED", "SENT", "REJECTED", "STATE", "LAG")] + [
         (
             r["pod"],

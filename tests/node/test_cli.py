@@ -866,7 +866,7 @@ def test_peer_add_list_remove_offline(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert main(["peer", "list", *d]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "node node not running"
+    assert table[0] == "node not running"
     header = ["POD", "URL", "INSECURE", "RECEIVED", "SENT", "REJECTED", "STATE", "LAG"]
     assert table[1].split() == header
     assert table[2].split() == [OAK_POD, moved, "no", "-", "-", "-", "node", "not", "running"]
