@@ -4,7 +4,7 @@ Errors are one readable line on stderr and a non-zero exit — never a traceback
 
 One module per domain, each adding its own subcommands through ``register(sub)``:
 
-- ``pod`` — ``init``, ``serve``, ``demo``
+- ``pod`` — ``init``, ``serve``, ``demo`` (``serving``: the socket, TLS and uvicorn they serve with)
 - ``members`` — ``key new|show``, ``member add``; ``moderation`` adds
   ``member block|unblock|remove`` and ``devices`` adds ``member list|devices|revoke-device|recover``
 - ``invites`` — ``invite create|list|revoke``
@@ -67,8 +67,8 @@ from node.cli import (
     reports,
     tail,
 )
-from node.cli.pod import _serve
 from node.cli.posts import _post_body
+from node.cli.serving import _serve
 from protocol.reasons import KithError
 
 # The private names are here because tests and benchmarks reach for them as node.cli.<name>.
