@@ -21,7 +21,7 @@ from node.erasure import ErasureDuties
 from node.fanout import Fanout
 from node.federation import Federation
 from node.ingest import Ingestor
-from node.metrics import NodeMetrics
+from node.metrics import NodeCollector, NodeMetrics
 from node.overflow import Duties
 from node.projections import reports
 from node.store.sqlite import SQLiteStore
@@ -74,13 +74,15 @@ class Node:
             retention_days=self.retention_days,
         )
         self.metrics = NodeMetrics(
-            ingest=self.ingest,
-            federation=self.federation,
-            fanout=self.fanout,
-            overflow=self.overflow,
-            duties=(self.overflow, self.erasure),
-            stream_connections=self.stream_connections,
-            db_path=datadir.db_path,
+            NodeCollector(
+                ingest=self.ingest,
+                federation=self.federation,
+                fanout=self.fanout,
+                overflow=self.overflow,
+                duties=(self.overflow, self.erasure),
+                stream_connections=self.stream_connections,
+                db_path=datadir.db_path,
+            )
         )
         self.started_ms = int(time.time() * 1000)
         self._hash_cache: tuple[int, str] | None = None

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from node.ingest import Ingestor
     from node.overflow import Duties
 
-__all__ = ["CONTENT_TYPE_LATEST", "MEDIA_TYPE", "HttpMetrics", "NodeMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MEDIA_TYPE", "HttpMetrics", "NodeCollector", "NodeMetrics"]
 
 #: ``CONTENT_TYPE_LATEST`` without its charset, which Litestar appends to every ``text/``
 #: media type: the answer then carries ``CONTENT_TYPE_LATEST`` exactly.
@@ -99,17 +100,7 @@ class NodeMetrics(HttpMetrics):
     observed as it happens or read from the node's rooms when scraped.
     """
 
-    def __init__(
-        self,
-        *,
-        ingest: Ingestor,
-        federation: Federation,
-        fanout: Fanout,
-        overflow: Duties,
-        duties: Iterable[DutyLoop],
-        stream_connections: dict[str, int],
-        db_path: Path,
-    ) -> None:
+    def __init__(self, rooms: NodeCollector) -> None:
         super().__init__()
         self.cursor = Gauge("kith_cursor", "Last committed cursor.", registry=self.registry)
         self.commit_batch = Histogram(
@@ -124,18 +115,8 @@ class NodeMetrics(HttpMetrics):
             buckets=COMMIT_BUCKETS,
             registry=self.registry,
         )
-        ingest.group_observers.append(self.observe_group)
-        self.registry.register(
-            _NodeCollector(
-                ingest=ingest,
-                federation=federation,
-                fanout=fanout,
-                overflow=overflow,
-                duties=tuple(duties),
-                stream_connections=stream_connections,
-                db_path=db_path,
-            )
-        )
+        rooms.ingest.group_observers.append(self.observe_group)
+        self.registry.register(rooms)
         ProcessCollector(namespace="kith", registry=self.registry)
         PlatformCollector(registry=self.registry)
 
@@ -145,27 +126,17 @@ class NodeMetrics(HttpMetrics):
         self.commit_seconds.observe(seconds)
 
 
-class _NodeCollector(Collector):
-    """Reads the counts the node's rooms keep, at scrape time."""
+@dataclass(frozen=True, eq=False)
+class NodeCollector(Collector):
+    """The node's rooms whose counts a scrape reads (``NodeMetrics`` registers it)."""
 
-    def __init__(
-        self,
-        *,
-        ingest: Ingestor,
-        federation: Federation,
-        fanout: Fanout,
-        overflow: Duties,
-        duties: tuple[DutyLoop, ...],
-        stream_connections: dict[str, int],
-        db_path: Path,
-    ) -> None:
-        self.ingest = ingest
-        self.federation = federation
-        self.fanout = fanout
-        self.overflow = overflow
-        self.duties = duties
-        self.stream_connections = stream_connections
-        self.db_path = db_path
+    ingest: Ingestor
+    federation: Federation
+    fanout: Fanout
+    overflow: Duties
+    duties: tuple[DutyLoop, ...]
+    stream_connections: dict[str, int]
+    db_path: Path
 
     def collect(self) -> Iterator[Metric]:
         """The metric families, as the rooms count them now."""
