@@ -174,7 +174,10 @@ class Node:
         person = roster.person_of(claims.author) if roster is not None else None
         if role is None or person is None or roster is None or not roster.is_active(claims.author):
             raise InvalidToken(
-                "unauthorized", "the token's key is not an active member of this pod"
+                "unauthorized",
+                "the token's key is not an active member of this pod (not added yet, removed or"
+                " blocked): a coordinator adds a key with `kith member add --key-file KEY`, or"
+                " invites with `kith invite create`",
             )
         return Reader(person=person, role=role, pod=self.pod)
 

@@ -78,13 +78,6 @@ class KithClient:
             message = detail.get("message") or detail.get("detail") or exc.reason
             if detail.get("reason") and detail.get("message"):
                 message = f"{detail['reason']}: {message}"
-            if exc.code == 401 and "not an active member" in str(detail.get("message", "")):
-                raise KithError(
-                    f"HTTP 401: the node at {self.url} does not count this key as an active"
-                    " member of its pod (not added yet, removed or blocked): a coordinator"
-                    " adds it with `kith member add --key-file KEY`"
-                    " (or sends an invite: `kith invite create`)"
-                ) from None
             raise KithError(f"{self.url}{path}: HTTP {exc.code}: {message}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)

@@ -590,11 +590,13 @@ def test_refusals_and_http_errors_are_one_line(
     assert node.post("member.removed", body, scope="public")["ok"]
     capsys.readouterr()
     assert main([*argv, "--title", "t", "--category", "food"]) == 1
-    # a removed member cannot even get a token accepted any more
-    assert "does not count this key as an active member of its pod" in error_line(capsys)
+    # a removed member cannot even get a token accepted any more, and hears how to be added
+    line = error_line(capsys)
+    assert "HTTP 401: unauthorized: the token's key is not an active member" in line
+    assert "a coordinator adds a key with `kith member add --key-file KEY`" in line
 
     with pytest.raises(
-        KithError, match=r"HTTP 401: the node at .* does not count this key as an active member"
+        KithError, match="HTTP 401: unauthorized: the token's key is not an active member"
     ):
         KithClient(served.url, signing_key("nobody")).get("/v1/timebank")
     with pytest.raises(KithError, match="HTTP 404: not-found: no such event"):

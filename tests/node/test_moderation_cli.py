@@ -459,7 +459,7 @@ def test_the_member_list_is_for_members(people: People) -> None:
     answer = httpx.get(f"{p.served.url}/v1/members")
     assert answer.status_code == 401 and answer.json()["reason"] == "unauthorized"
     code, _, err = p.kith("outsider", "member", "list")
-    assert code == 1 and "not count this key as an active member of its pod" in err
+    assert code == 1 and "not an active member of this pod" in err
     code, out, _ = p.kith("bo", "member", "devices")
     assert code == 0 and out.count("0 linked device(s)") == 4
 
