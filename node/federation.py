@@ -80,6 +80,16 @@ class Channel(Protocol):
         """Close it."""
 
 
+def _rejections(results: list[Result]) -> dict[str, int]:
+    """How many of a frame's events were refused, by reason (what its ACK carries)."""
+    rejected: dict[str, int] = {}
+    for result in results:
+        if not result.ok:
+            key = result.reason or "rejected"
+            rejected[key] = rejected.get(key, 0) + 1
+    return rejected
+
+
 @dataclass
 class PeerStatus:
     """What ``/.well-known/kith`` and ``kith peer list`` show for one peer."""
@@ -434,6 +444,9 @@ class Session:
                         list(item.events), from_peer(self.pod), on_queued=queued.set
                     )
                 )
+                # Counted the moment the writer answers, not when the frame is ACKed: a link
+                # cut while a frame is written still stores it, and must still count it.
+                task.add_done_callback(self._count)
                 settling.put_nowait((item, task))
                 # The writer must see this frame's events before the next frame's.
                 waiter = asyncio.ensure_future(queued.wait())
@@ -463,26 +476,30 @@ class Session:
             log.exception("peer %s: ingesting a frame failed", _short(self.pod))
             self.close("unavailable", "this node could not store the events; retry later")
 
-    async def _settle(self, frame: fed.EventsReceived, results: list[Result]) -> None:
-        """Count one frame's results, checkpoint, ACK."""
-        assert self.pod is not None and self.status is not None
-        status = self.status
-        rejected: dict[str, int] = {}
+    def _count(self, task: asyncio.Task[list[Result]]) -> None:
+        """Tally one frame's results into the summary and the peer's status (and note a
+        repair to ask for), whether or not the link is still there to ACK them."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        assert self.status is not None
+        results = task.result()
         for result in results:
-            reason = result.reason
             if result.ok:
-                if reason != "duplicate":
+                if result.reason != "duplicate":
                     self._tally(received=1)
-                if reason == "fork":
-                    status.forks += 1
-                continue
-            if reason == "gap" or (
-                reason == "unauthorized" and (result.message or "").startswith("author not")
+                if result.reason == "fork":
+                    self.status.forks += 1
+            elif result.reason == "gap" or (
+                result.reason == "unauthorized" and (result.message or "").startswith("author not")
             ):
                 self._need_repair = True  # held: ask again for what is missing
-            key = reason or "rejected"
-            rejected[key] = rejected.get(key, 0) + 1
-        self._tally(rejected=rejected)
+        self._tally(rejected=_rejections(results))
+
+    async def _settle(self, frame: fed.EventsReceived, results: list[Result]) -> None:
+        """Checkpoint and ACK one frame, its results already counted (``_count``)."""
+        assert self.pod is not None and self.status is not None
+        status = self.status
+        rejected = _rejections(results)
         if self.conn.phase is fed.Phase.CLOSED:
             return
         await self._checkpoint(frame.upto)

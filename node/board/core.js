@@ -252,3 +252,31 @@ export function debounce(fn, ms = 10) {
   };
   return schedule;
 }
+
+const COPY_WAIT_MS = 2000;
+
+/** Copy `text` to the clipboard; true if it went there. Otherwise (plain-http pages have no
+ * clipboard API, and a browser waiting on a permission prompt may never answer) `node` is
+ * selected for a copy by hand and the answer is false, within COPY_WAIT_MS either way. */
+export async function copyText(text, node) {
+  const select = () => {
+    if (node instanceof HTMLInputElement || node instanceof HTMLTextAreaElement) node.select();
+    else getSelection().selectAllChildren(node);
+  };
+  if (!navigator.clipboard?.writeText) {
+    select();
+    return false;
+  }
+  let timer = null;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(false), COPY_WAIT_MS);
+  });
+  const copied = navigator.clipboard.writeText(text).then(
+    () => true,
+    () => false,
+  );
+  const ok = await Promise.race([copied, late]);
+  clearTimeout(timer);
+  if (!ok) select();
+  return ok;
+}

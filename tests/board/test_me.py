@@ -51,6 +51,10 @@ def status(who: Member, line: str, starts: str) -> None:
     )
 
 
+COPIED = "Copied. Now paste it on your other device."
+BY_HAND = "The code is selected: copy it by hand."
+
+
 def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> None:
     pod = board_pod
     ana = Member(browser, pod, "ana", locale="en-GB", **PHONE)
@@ -146,7 +150,15 @@ def test_profile_and_devices(board_pod: Pod, browser: Any, tmp_path: Path) -> No
     phone_key = phone.keys()[0]
     assert code == f"kith-device {phone_key} {phone.keys()[1]}"
     phone.page.click("#me-copy")
-    assert phone.page.text_content("#me-copy-result")  # copied, or selected to copy by hand
+    # Copied, or (no clipboard permission in this browser) the code selected to copy by hand:
+    # an answer either way, never a silent button.
+    phone.page.wait_for_function(
+        "() => document.getElementById('me-copy-result').textContent !== ''", timeout=WAIT_MS
+    )
+    said = phone.page.text_content("#me-copy-result")
+    assert said in (COPIED, BY_HAND), said
+    if said == BY_HAND:
+        assert phone.page.evaluate("() => String(getSelection())") == code
     phone.shot("me-new-phone-device-code")
     assert axe_violations(phone) == []
 

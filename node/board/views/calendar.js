@@ -6,7 +6,7 @@
 // so the agenda is drawn from the JSON read models it is built from: /v1/gatherings,
 // /v1/needs (their time windows) and /v1/offers (their availability windows).
 import { t } from "../i18n.js";
-import { $, api, categoryWords, debounce, el, getJSON, nowMs, personName, postJSON, say, state } from "../core.js";
+import { $, api, categoryWords, copyText, debounce, el, getJSON, nowMs, personName, postJSON, say, state } from "../core.js";
 import { kindWords, mountGatherings, renderGatheringForm, renderGatherings } from "./gatherings.js";
 import { clock, dateTime as when, dayWords, startOfDay } from "./time-words.js";
 
@@ -172,15 +172,7 @@ async function makeFeed() {
 }
 
 async function copyFeed() {
-  const input = $("feed-url");
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(input.value);
-    copied = true;
-  } catch {
-    input.select();
-    copied = document.execCommand?.("copy") ?? false;
-  }
+  const copied = await copyText($("feed-url").value, $("feed-url"));
   say($("feed-copied"), copied, t(copied ? "calendar.feed.copied" : "calendar.feed.copy-failed"));
 }
 

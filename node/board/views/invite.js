@@ -4,7 +4,7 @@
 // The code is made here, in this browser: the node gets only its hash (`invite.created`), and
 // the link carries the code in the fragment (`#join/<code>`), which never reaches a server log.
 import { t } from "../i18n.js";
-import { $, el, fillSelect, getJSON, nowMs, personName, personOf, publish, say, state, when } from "../core.js";
+import { $, copyText, el, fillSelect, getJSON, nowMs, personName, personOf, publish, say, state, when } from "../core.js";
 import { b64e, sha256B64 } from "../sign.js";
 
 const HOUR = 3_600_000;
@@ -74,14 +74,8 @@ async function create(event) {
 }
 
 async function copyLink() {
-  const text = $("invite-link").textContent;
-  try {
-    await navigator.clipboard.writeText(text);
-    $("invite-copy-result").textContent = t("invite.copied");
-  } catch {
-    getSelection().selectAllChildren($("invite-link"));
-    $("invite-copy-result").textContent = t("invite.copy-failed");
-  }
+  const copied = await copyText($("invite-link").textContent, $("invite-link"));
+  $("invite-copy-result").textContent = t(copied ? "invite.copied" : "invite.copy-failed");
 }
 
 async function act(line, button, kind, body, scope, words) {

@@ -5,7 +5,7 @@
 // (proof that this browser holds it) to POST /v1/invites/redeem. The name typed here is kept
 // in this browser until the device is a member, then signed as `profile.set {name}`.
 import { t } from "../i18n.js";
-import { $, publish, reasonWords, say, state, token } from "../core.js";
+import { $, copyText, publish, reasonWords, say, state, token } from "../core.js";
 import { rejoin } from "../stream.js";
 
 const NAME = "kith.join.name";
@@ -16,15 +16,8 @@ let code = null;
 let waiting = null;
 
 async function copyCommand() {
-  const text = $("my-command").textContent;
-  try {
-    await navigator.clipboard.writeText(text);
-    $("copy-result").textContent = t("me.copied");
-  } catch {
-    // plain-http pages have no clipboard API: select the text for a manual copy
-    getSelection().selectAllChildren($("my-command"));
-    $("copy-result").textContent = t("me.copy-failed");
-  }
+  const copied = await copyText($("my-command").textContent, $("my-command"));
+  $("copy-result").textContent = t(copied ? "me.copied" : "me.copy-failed");
 }
 
 function refusal(answer) {

@@ -5,7 +5,7 @@
 // "device code"; a device already in the pod signs `member.key_added {member, key}` for it.
 // Someone not in the pod yet sees only the device code (this view is `outsider`).
 import { LANGS, lang, t } from "../i18n.js";
-import { $, api, el, getJSON, onEvents, publish, say, state } from "../core.js";
+import { $, api, copyText, el, getJSON, onEvents, publish, say, state } from "../core.js";
 import { fieldAad, open as openSealed, seal } from "../seal.js";
 
 const SCOPES = ["pod", "peers", "public"];
@@ -373,15 +373,8 @@ async function link(event) {
 const deviceCode = () => `kith-device ${state.keys.key} ${state.keys.boxKey}`;
 
 async function copyCode() {
-  const line = $("me-copy-result");
-  try {
-    await navigator.clipboard.writeText(deviceCode());
-    say(line, true, t("me.code.copied"));
-  } catch {
-    // plain-http pages have no clipboard API: select the code for a copy by hand
-    getSelection().selectAllChildren($("me-code"));
-    say(line, true, t("me.code.copy-by-hand"));
-  }
+  const copied = await copyText(deviceCode(), $("me-code"));
+  say($("me-copy-result"), true, t(copied ? "me.code.copied" : "me.code.copy-by-hand"));
 }
 
 // --- the view ----------------------------------------------------------------------------
