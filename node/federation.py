@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,6 +253,7 @@ class Session:
         self._sender: asyncio.Task[None] | None = None
         self._wants = _TokenBucket(WANT_BURST, 1 / WANT_EVERY_S)
         self._need_repair = False
+        self._counted: weakref.WeakSet[asyncio.Task[list[Result]]] = weakref.WeakSet()
         self.caught_up_in = asyncio.Event()
         self.caught_up_out = asyncio.Event()
         self.summary = SyncSummary()
@@ -468,7 +470,11 @@ class Session:
                     await self._on_caught_up(item)
                     continue
                 frame, task = item
-                await self._settle(frame, await task)
+                # Shielded: cancelling this settler (the link ended) must not cancel a write
+                # already queued, whose events are stored anyway and are counted by ``_count``.
+                results = await asyncio.shield(task)
+                self._count(task)  # its done-callback may not have run yet
+                await self._settle(frame, results)
                 await self.flush()
         except (OSError, ConnectionError):
             pass
@@ -478,9 +484,11 @@ class Session:
 
     def _count(self, task: asyncio.Task[list[Result]]) -> None:
         """Tally one frame's results into the summary and the peer's status (and note a
-        repair to ask for), whether or not the link is still there to ACK them."""
-        if task.cancelled() or task.exception() is not None:
+        repair to ask for), whether or not the link is still there to ACK them; once per
+        frame, from its done-callback or from the settler, whichever comes first."""
+        if task in self._counted or task.cancelled() or task.exception() is not None:
             return
+        self._counted.add(task)
         assert self.status is not None
         results = task.result()
         for result in results:
